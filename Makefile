@@ -1,0 +1,40 @@
+# Atoll developer entry points. `make test` is what CI runs.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= auto
+
+.PHONY: all deps build test fmt-check fmt clippy doc nextest nix-check clean
+
+all: build
+
+## Install the Debian packages and tools the build needs (when missing).
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(CARGO) build --workspace --locked
+
+## Everything CI checks: formatting, lints, docs, every test, the Nix files.
+test: deps fmt-check clippy doc nextest nix-check
+	@echo "make test: all checks passed"
+
+fmt-check:
+	$(CARGO) fmt --all --check
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
+
+nextest:
+	$(CARGO) nextest run --workspace --locked --profile ci
+
+nix-check:
+	@scripts/nix-check.sh
+
+clean:
+	$(CARGO) clean

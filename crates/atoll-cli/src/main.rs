@@ -1,0 +1,263 @@
+//! `atoll`: the admin tool of an Atoll node. This file only parses the
+//! command line; each verb is a few calls into the service crates.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context, Result, bail};
+use atoll_core::{
+    ContentId, KeyDir, NodeKey,
+    doc::{self, KeyId, Signatures, TrustSet},
+};
+use clap::{Parser, Subcommand};
+
+/// The admin tool of an Atoll home server.
+///
+/// Examples:
+///   atoll keys init --dir ./keys      make this node's identity
+///   atoll keys show --dir ./keys      print its node id and Nostr key
+///   atoll hash film.mp4               print a file's content id
+///   atoll doc keygen release.key      make a document-signing key
+///   atoll doc sign --key release.key manifest.json
+///   atoll doc verify manifest.json --trust ed25519:… --threshold 1
+#[derive(Debug, Parser)]
+#[command(name = "atoll", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage this node's keys (node identity and Nostr key).
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Print the BLAKE3 content id (`blake3:<hex>`) of files ("-" reads stdin).
+    Hash {
+        /// Files to hash.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Sign and verify documents (release manifests, catalogs, film entries).
+    #[command(subcommand)]
+    Doc(DocCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Create node.key (ed25519, also the iroh endpoint key) and nostr.key
+    /// in DIR. Refuses to overwrite existing keys.
+    Init {
+        /// Key directory.
+        #[arg(long, env = "ATOLL_KEY_DIR")]
+        dir: PathBuf,
+    },
+    /// Print the node id (iroh endpoint id) and the Nostr public key (npub).
+    Show {
+        /// Key directory.
+        #[arg(long, env = "ATOLL_KEY_DIR")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DocCmd {
+    /// Create a new ed25519 document-signing key file and print its key id.
+    Keygen {
+        /// Where to write the secret key (mode 0600; never overwritten).
+        key: PathBuf,
+    },
+    /// Print the key id (`ed25519:<hex>`) of a signing key file.
+    KeyId {
+        /// The secret key file.
+        key: PathBuf,
+    },
+    /// Sign a JSON document; the signature is added to a detached
+    /// signature file (default DOC.sig), created if needed.
+    Sign {
+        /// The signing key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// What kind of document this is: atoll/release,
+        /// atoll/app-catalog, atoll/film or atoll/doc.
+        #[arg(long, default_value = doc::CONTEXT_GENERIC)]
+        context: String,
+        /// Signature file (default: DOC.sig).
+        #[arg(long)]
+        sig: Option<PathBuf>,
+        /// The JSON document.
+        doc: PathBuf,
+    },
+    /// Verify a document against trusted keys; exits non-zero unless at
+    /// least THRESHOLD distinct trusted keys signed it.
+    Verify {
+        /// Signature file (default: DOC.sig).
+        #[arg(long)]
+        sig: Option<PathBuf>,
+        /// A trusted key id (repeatable).
+        #[arg(long = "trust", value_name = "KEY_ID")]
+        trust: Vec<KeyId>,
+        /// A TOML trust file: `threshold = K` and `keys = ["ed25519:…", …]`.
+        #[arg(long, conflicts_with_all = ["trust", "threshold"])]
+        trust_file: Option<PathBuf>,
+        /// How many trusted keys must have signed.
+        #[arg(long, default_value_t = 1)]
+        threshold: usize,
+        /// Expected kind of document.
+        #[arg(long, default_value = doc::CONTEXT_GENERIC)]
+        context: String,
+        /// The JSON document.
+        doc: PathBuf,
+    },
+    /// Print the canonical JSON form that signatures cover.
+    Canonical {
+        /// The JSON document.
+        doc: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("atoll: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Keys(KeysCmd::Init { dir }) => {
+            let keys = KeyDir::new(&dir).init()?;
+            println!("created keys in {}", dir.display());
+            print_keys(&keys);
+        }
+        Command::Keys(KeysCmd::Show { dir }) => print_keys(&KeyDir::new(&dir).load()?),
+        Command::Hash { files } => {
+            let mut out = std::io::stdout().lock();
+            for file in files {
+                let id = if file == Path::new("-") {
+                    ContentId::hash_reader(std::io::stdin().lock())
+                } else {
+                    ContentId::hash_file(&file)
+                }
+                .with_context(|| format!("cannot read {}", file.display()))?;
+                writeln!(out, "{id}  {}", file.display())?;
+            }
+        }
+        Command::Doc(cmd) => run_doc(cmd)?,
+    }
+    Ok(())
+}
+
+fn print_keys(keys: &atoll_core::NodeKeys) {
+    println!("node id:   {}", keys.node.endpoint_id());
+    println!("nostr key: {}", keys.nostr.npub());
+}
+
+fn sig_path(doc: &Path, sig: Option<PathBuf>) -> PathBuf {
+    sig.unwrap_or_else(|| {
+        let mut p = doc.as_os_str().to_owned();
+        p.push(".sig");
+        p.into()
+    })
+}
+
+fn read_doc(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read document {}", path.display()))
+}
+
+fn run_doc(cmd: DocCmd) -> Result<()> {
+    match cmd {
+        DocCmd::Keygen { key } => {
+            let k = NodeKey::generate();
+            k.write(&key)?;
+            println!("{}", KeyId::of(&k.public()));
+        }
+        DocCmd::KeyId { key } => println!("{}", KeyId::of(&NodeKey::read(&key)?.public())),
+        DocCmd::Sign {
+            key,
+            context,
+            sig,
+            doc,
+        } => {
+            let key = NodeKey::read(&key)?;
+            let document = read_doc(&doc)?;
+            let sig = sig_path(&doc, sig);
+            let mut sigs = match std::fs::read(&sig) {
+                Ok(bytes) => serde_json::from_slice::<Signatures>(&bytes)
+                    .with_context(|| format!("{} is not a signature file", sig.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Signatures::new(&context),
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", sig.display())),
+            };
+            if sigs.context != context {
+                bail!(
+                    "{} holds signatures for {:?}, not {context:?}",
+                    sig.display(),
+                    sigs.context
+                );
+            }
+            sigs.add(&document, &key)?;
+            let mut text = serde_json::to_string_pretty(&sigs)?;
+            text.push('\n');
+            atoll_core::fsutil::write_private_atomic(&sig, text.as_bytes(), true)
+                .with_context(|| format!("cannot write {}", sig.display()))?;
+            println!(
+                "signed {} as {}; {} signature(s) in {}",
+                doc.display(),
+                KeyId::of(&key.public()),
+                sigs.signatures.len(),
+                sig.display()
+            );
+        }
+        DocCmd::Verify {
+            sig,
+            trust,
+            trust_file,
+            threshold,
+            context,
+            doc,
+        } => {
+            let trust = match trust_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read trust file {}", path.display()))?;
+                    let set: TrustSet = toml::from_str(&text)
+                        .with_context(|| format!("bad trust file {}", path.display()))?;
+                    TrustSet::new(set.threshold, set.keys)?
+                }
+                None if trust.is_empty() => bail!("no trusted keys: give --trust KEY_ID or --trust-file FILE"),
+                None => TrustSet::new(threshold, trust)?,
+            };
+            let document = read_doc(&doc)?;
+            let sig = sig_path(&doc, sig);
+            let bytes = std::fs::read(&sig).with_context(|| format!("cannot read {}", sig.display()))?;
+            let sigs: Signatures = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a signature file", sig.display()))?;
+            let verified = trust
+                .verify(&document, &sigs, &context)
+                .with_context(|| format!("{} is NOT verified", doc.display()))?;
+            println!(
+                "{}: verified ({} of {} required), signed by:",
+                doc.display(),
+                verified.signers.len(),
+                trust.threshold
+            );
+            for signer in verified.signers {
+                println!("  {signer}");
+            }
+        }
+        DocCmd::Canonical { doc } => {
+            let canonical = atoll_core::canonical::canonicalize(&read_doc(&doc)?)?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&canonical)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+pub mod canonical;
+pub mod config;
+pub mod doc;
+pub mod fsutil;
+pub mod id;
+pub mod keys;
+pub mod kinds;
+pub mod local_api;
+pub mod net;
+pub mod service;
+
+pub use id::{ContentId, ContentIdError};
+pub use keys::{KeyDir, NodeKey, NodeKeys, NostrKey};

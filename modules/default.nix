@@ -1,0 +1,11 @@
+# Every Atoll service module, each under services.atoll.<name> and off until
+# enabled. A service module is modules/<name>.nix plus one line here; the
+# flake exposes it as nixosModules.<name> too (nix/modules.nix). Shared
+# hardening and settings helpers: ./lib.nix.
+let
+  services = [
+    # "swarm"
+  ];
+in {
+  imports = map (name: ./. + "/${name}.nix") services;
+}

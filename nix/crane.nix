@@ -1,0 +1,104 @@
+# The Rust workspace, built with crane: one filtered source, the dependencies
+# compiled once (cargoArtifacts), one package per crate that has a binary.
+{
+  pkgs,
+  crane,
+}: let
+  inherit (pkgs) lib;
+  inherit (lib.fileset) fileFilter fromSource maybeMissing toSource unions;
+
+  # Crates with a binary: each becomes packages.<crate>, and all of them
+  # together packages.atoll. A new service is one more line here.
+  binaryCrates = [
+    "atoll-cli"
+  ];
+
+  craneLib = crane.mkLib pkgs;
+
+  workspace = (lib.importTOML ../Cargo.toml).workspace.package;
+  inherit (workspace) version;
+
+  # Files the build may read: manifests, lints and formatter config, the
+  # sources of every crate, and each crate's test fixtures. Never `./.`:
+  # docs/, hosts/, images/, the VM tests in tests/ and target/ do not
+  # invalidate the build.
+  cratesDir = ../crates;
+  # .md: crate docs are `#![doc = include_str!("../README.md")]`.
+  sourceExtensions = ["rs" "toml" "md"];
+  # Any file at any depth under a directory with one of these names.
+  fixtureDirs = ["tests" "testdata"];
+  inFixtureDir = path: let
+    relative = lib.removePrefix (toString cratesDir) (toString path);
+  in
+    lib.any (dir: lib.hasInfix "/${dir}/" relative) fixtureDirs;
+
+  src = toSource {
+    root = ../.;
+    fileset = unions [
+      ../Cargo.toml
+      ../Cargo.lock
+      (maybeMissing ../clippy.toml)
+      (maybeMissing ../rustfmt.toml)
+      (maybeMissing ../.config/nextest.toml)
+      (maybeMissing ../.cargo/config.toml)
+      (fileFilter (file: lib.any file.hasExt sourceExtensions) cratesDir)
+      (fromSource (lib.cleanSourceWith {
+        src = cratesDir;
+        filter = path: type: type == "directory" || inFixtureDir path;
+      }))
+    ];
+  };
+
+  # nixpkgs' default FFmpeg without the GUI dependencies (x264 included);
+  # ffmpeg-sys-next 9 binds FFmpeg 3.x to 9.x, so it follows nixpkgs' default.
+  ffmpeg = pkgs.ffmpeg-headless;
+
+  commonArgs = {
+    inherit src version;
+    pname = "atoll";
+    strictDeps = true;
+
+    nativeBuildInputs = [
+      pkgs.pkg-config
+      pkgs.protobuf # protoc for prost-build (cdk)
+      pkgs.rustPlatform.bindgenHook # libclang for ffmpeg-sys-next's bindgen
+    ];
+    # ffmpeg-next links the FFmpeg libraries; their headers come from the dev output.
+    buildInputs = [ffmpeg];
+  };
+
+  # Compiled once, reused by every package and check.
+  cargoArtifacts = craneLib.buildDepsOnly commonArgs;
+
+  binaryName = crate: let
+    manifest = lib.importTOML (cratesDir + "/${crate}/Cargo.toml");
+  in
+    (lib.head (manifest.bin or [{name = crate;}])).name;
+
+  buildCrate = crate:
+    craneLib.buildPackage (commonArgs
+      // {
+        inherit cargoArtifacts;
+        pname = crate;
+        cargoExtraArgs = "--locked -p ${crate}";
+        # The workspace's tests run once, in checks.atoll-nextest.
+        doCheck = false;
+        meta.mainProgram = binaryName crate;
+      });
+
+  crates = lib.genAttrs binaryCrates buildCrate;
+
+  atoll = pkgs.symlinkJoin {
+    name = "atoll-${version}";
+    paths = lib.attrValues crates;
+    meta.mainProgram = "atoll";
+  };
+in {
+  inherit craneLib src version commonArgs cargoArtifacts ffmpeg crates;
+  packages =
+    crates
+    // {
+      inherit atoll;
+      default = atoll;
+    };
+}

@@ -1,0 +1,27 @@
+# nixosModules: `default` (every service, each off until enabled) and one per
+# service module in modules/ (modules/<name>.nix becomes nixosModules.<name>).
+# Each also adds the overlay that provides pkgs.atoll, the modules' package.
+{overlay}: let
+  dir = ../modules;
+  # Helpers and the aggregate, not services.
+  notServices = ["default.nix" "lib.nix"];
+
+  files = builtins.attrNames (builtins.readDir dir);
+  serviceFiles =
+    builtins.filter (file: builtins.match ".*\\.nix" file != null && !(builtins.elem file notServices)) files;
+
+  withOverlay = module: {
+    imports = [module];
+    nixpkgs.overlays = [overlay];
+  };
+
+  nameOf = file: builtins.head (builtins.match "(.*)\\.nix" file);
+in
+  builtins.listToAttrs (map (file: {
+      name = nameOf file;
+      value = withOverlay (dir + "/${file}");
+    })
+    serviceFiles)
+  // {
+    default = withOverlay (dir + "/default.nix");
+  }
