@@ -8,8 +8,8 @@ use anyhow::Result;
 /// A temporary directory tree for one test node: `state/`, `run/`, `keys/`.
 #[derive(Debug)]
 pub struct TempState {
-    dir: Option<tempfile::TempDir>,
     root: PathBuf,
+    armed: bool,
 }
 
 impl TempState {
@@ -18,14 +18,22 @@ impl TempState {
         let dir = tempfile::Builder::new()
             .prefix(&format!("atoll-{name}-"))
             .tempdir()?;
+        Self::adopt(dir.keep())
+    }
+
+    /// Takes charge of an existing tree (e.g. one kept by
+    /// [`TempState::into_path`] across a simulated restart).
+    pub fn adopt(root: PathBuf) -> Result<Self> {
         for sub in ["state", "run", "keys"] {
-            std::fs::create_dir_all(dir.path().join(sub))?;
+            std::fs::create_dir_all(root.join(sub))?;
         }
-        let root = dir.path().to_owned();
-        Ok(Self {
-            dir: Some(dir),
-            root,
-        })
+        Ok(Self { root, armed: true })
+    }
+
+    /// Gives up ownership: the tree is no longer removed on drop.
+    pub fn into_path(mut self) -> PathBuf {
+        self.armed = false;
+        self.root.clone()
     }
 
     /// The root of the tree.
@@ -51,10 +59,13 @@ impl TempState {
 
 impl Drop for TempState {
     fn drop(&mut self) {
-        if std::env::var_os("ATOLL_KEEP_TEST_DIRS").is_some()
-            && let Some(dir) = self.dir.take()
-        {
-            eprintln!("keeping test dir {}", dir.keep().display());
+        if !self.armed {
+            return;
+        }
+        if std::env::var_os("ATOLL_KEEP_TEST_DIRS").is_some() {
+            eprintln!("keeping test dir {}", self.root.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.root);
         }
     }
 }

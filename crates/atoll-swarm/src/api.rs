@@ -1,0 +1,336 @@
+//! The swarm node's local control API (HTTP/JSON on a unix socket).
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/status` | node id, addresses, usage |
+//! | GET | `/blobs` | held blobs, most recently used first |
+//! | POST | `/blobs` | add the request body as a blob |
+//! | POST | `/blobs/import` | add a file the daemon can read: `{"path": "…"}` |
+//! | GET | `/blobs/{hex}` | the bytes, with `Range` support |
+//! | DELETE | `/blobs/{hex}` | forget a blob (and withdraw its advert) |
+//! | PUT/DELETE | `/blobs/{hex}/pin` | pin / unpin |
+//! | PUT/DELETE | `/blobs/{hex}/seed` | seed / stop seeding |
+//! | GET | `/blobs/{hex}/ticket` | an iroh-blobs ticket for this node |
+//! | POST | `/fetch` | fetch: `{"id": "blake3:…", "peers": [], "origins": []}` |
+//! | GET | `/fetch/{hex}` | progress of a running fetch |
+
+use std::{io::SeekFrom, sync::Arc};
+
+use atoll_core::{ContentId, local_api::ApiError};
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post, put},
+};
+use futures::TryStreamExt;
+use iroh_blobs::{BlobFormat, ticket::BlobTicket};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::{
+    fetch::{FetchError, FetchRequest},
+    node::{AdvertCmd, NodeState},
+    store::{StoreError, hash_of},
+};
+
+type St = State<Arc<NodeState>>;
+
+/// The API router over a node's state.
+pub fn router(state: Arc<NodeState>) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/blobs", get(list).post(upload))
+        .route("/blobs/import", post(import))
+        .route("/blobs/{hex}", get(read).delete(remove))
+        .route("/blobs/{hex}/pin", put(pin).delete(unpin))
+        .route("/blobs/{hex}/seed", put(seed).delete(unseed))
+        .route("/blobs/{hex}/ticket", get(ticket))
+        .route("/fetch", post(fetch))
+        .route("/fetch/{hex}", get(fetch_progress))
+        // Uploads stream into the store; no body limit beyond the disk.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(id) => ApiError::not_found(format!("{id} is not held here")),
+        StoreError::Io { path, source } => {
+            ApiError::bad_request(format!("cannot read {}: {source}", path.display()))
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+fn parse_id(hex: &str) -> Result<ContentId, ApiError> {
+    hex.strip_prefix(ContentId::PREFIX)
+        .map_or_else(|| ContentId::from_hex(hex), ContentId::from_hex)
+        .map_err(|e| ApiError::bad_request(format!("bad content id: {e}")))
+}
+
+async fn status(State(s): St) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.status().map_err(store_error)?))
+}
+
+async fn list(State(s): St) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.blobs().list().map_err(store_error)?))
+}
+
+async fn upload(State(s): St, body: Body) -> Result<impl IntoResponse, ApiError> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    // The store wants a Sync stream: forward through a channel.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(item) = futures::StreamExt::next(&mut stream).await {
+            if tx.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    let rx = tokio_stream_from(rx);
+    let info = s.blobs().add_stream(rx).await.map_err(store_error)?;
+    let info = s.added(info).await.map_err(store_error)?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Sync + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Body of `POST /blobs/import`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// Absolute path of a file the daemon can read.
+    pub path: std::path::PathBuf,
+}
+
+async fn import(State(s): St, Json(req): Json<ImportRequest>) -> Result<impl IntoResponse, ApiError> {
+    let info = s.blobs().add_file(&req.path).await.map_err(store_error)?;
+    let info = s.added(info).await.map_err(store_error)?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// A byte range request that cannot be satisfied.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// Parses a `Range` header for a blob of `size` bytes into an inclusive
+/// `(first, last)` pair. `Ok(None)` means "send everything": no header,
+/// a unit other than bytes, several ranges, or a malformed header (all of
+/// which a server may ignore, RFC 9110 §14.2).
+pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parse = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => Ok(None),
+        // Suffix: the last n bytes.
+        (true, false) => match parse(b) {
+            None => Ok(None),
+            Some(0) => Err(Unsatisfiable),
+            Some(_) if size == 0 => Err(Unsatisfiable),
+            Some(n) => Ok(Some((size.saturating_sub(n), size - 1))),
+        },
+        (false, _) => {
+            let Some(first) = parse(a) else { return Ok(None) };
+            let last = if b.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                match parse(b) {
+                    None => return Ok(None),
+                    Some(l) if l < first => return Ok(None),
+                    Some(l) => l.min(size.saturating_sub(1)),
+                }
+            };
+            if first >= size {
+                return Err(Unsatisfiable);
+            }
+            Ok(Some((first, last)))
+        }
+    }
+}
+
+async fn read(State(s): St, Path(hex): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let id = parse_id(&hex)?;
+    let info = s
+        .blobs()
+        .get(&id)
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("{id} is not held here")))?;
+    // Never serve a blob the store does not hold whole.
+    let size = s
+        .blobs()
+        .complete_size(&id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("{id} is not complete here")))?;
+    let _ = s.blobs().touch(&id);
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let etag = format!("\"{}\"", id.to_hex());
+    let mut builder = Response::builder()
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::ETAG, &etag)
+        // Content-addressed: the bytes behind this URL never change.
+        .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
+    let (status, first, len) = match parse_range(range, size) {
+        Err(Unsatisfiable) => {
+            return Ok(Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .body(Body::empty())
+                .map_err(ApiError::internal)?);
+        }
+        Ok(None) => (StatusCode::OK, 0, size),
+        Ok(Some((first, last))) => {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{size}"));
+            (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
+        }
+    };
+    let mut reader = s.blobs().store().blobs().reader(hash_of(&id));
+    if first > 0 {
+        reader
+            .seek(SeekFrom::Start(first))
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader.take(len), 64 * 1024);
+    debug_assert!(info.size == size || info.size == 0);
+    builder
+        .status(status)
+        .header(header::CONTENT_LENGTH, HeaderValue::from(len))
+        .body(Body::from_stream(stream))
+        .map_err(ApiError::internal)
+}
+
+/// Answer of `DELETE /blobs/{hex}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Removed {
+    /// Whether anything was held.
+    pub removed: bool,
+}
+
+async fn remove(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&hex)?;
+    let was_seeding = s.blobs().get(&id).ok().flatten().is_some_and(|b| b.seeding);
+    let removed = s.blobs().remove(&id).await.map_err(store_error)?;
+    if was_seeding {
+        s.advert(AdvertCmd::Withdraw(id));
+    }
+    Ok(Json(Removed { removed }))
+}
+
+async fn pin(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.blobs().set_pinned(&parse_id(&hex)?, true).map_err(store_error)?))
+}
+
+async fn unpin(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.blobs().set_pinned(&parse_id(&hex)?, false).map_err(store_error)?))
+}
+
+async fn seed(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&hex)?;
+    let info = s.blobs().set_seeding(&id, true).map_err(store_error)?;
+    s.advert(AdvertCmd::Publish(id));
+    Ok(Json(info))
+}
+
+async fn unseed(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&hex)?;
+    let info = s.blobs().set_seeding(&id, false).map_err(store_error)?;
+    s.advert(AdvertCmd::Withdraw(id));
+    Ok(Json(info))
+}
+
+/// Answer of `GET /blobs/{hex}/ticket`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TicketAnswer {
+    /// The iroh-blobs ticket.
+    pub ticket: String,
+}
+
+async fn ticket(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&hex)?;
+    if s.blobs().get(&id).map_err(store_error)?.is_none() {
+        return Err(ApiError::not_found(format!("{id} is not held here")));
+    }
+    let t = BlobTicket::new(s.endpoint().addr(), hash_of(&id), BlobFormat::Raw);
+    Ok(Json(TicketAnswer {
+        ticket: t.to_string(),
+    }))
+}
+
+async fn fetch(State(s): St, Json(req): Json<FetchRequest>) -> Result<impl IntoResponse, ApiError> {
+    for o in &req.origins {
+        match reqwest::Url::parse(o) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => return Err(ApiError::bad_request(format!("origin {o:?} is not an http(s) URL"))),
+        }
+    }
+    match s.fetch(req).await {
+        Ok(out) => Ok(Json(out)),
+        Err(FetchError::BadRequest(m)) => Err(ApiError::bad_request(m)),
+        Err(e @ FetchError::Unavailable { .. }) => Err(ApiError::new(StatusCode::BAD_GATEWAY, e.to_string())),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+async fn fetch_progress(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&hex)?;
+    if !s.fetcher().in_flight().contains(&id) {
+        return Err(ApiError::not_found(format!("no fetch of {id} in progress")));
+    }
+    let (progress, _) = s
+        .fetcher()
+        .start(FetchRequest {
+            id: Some(id),
+            ..Default::default()
+        })
+        .map_err(ApiError::internal)?;
+    let p = progress.borrow().clone();
+    Ok(Json(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = |h: &str| parse_range(Some(h), 100);
+        assert_eq!(parse_range(None, 100), Ok(None));
+        assert_eq!(r("bytes=0-9"), Ok(Some((0, 9))));
+        assert_eq!(r("bytes=90-"), Ok(Some((90, 99))));
+        assert_eq!(r("bytes=-10"), Ok(Some((90, 99))));
+        assert_eq!(r("bytes=-1000"), Ok(Some((0, 99))));
+        assert_eq!(r("bytes=50-1000"), Ok(Some((50, 99))));
+        assert_eq!(r("bytes=99-99"), Ok(Some((99, 99))));
+        assert_eq!(r("bytes=100-"), Err(Unsatisfiable));
+        assert_eq!(r("bytes=-0"), Err(Unsatisfiable));
+        // Ignored (whole body): other units, lists, junk, reversed.
+        for h in ["items=0-1", "bytes=0-1,5-6", "bytes=a-b", "bytes=5-1", "bytes=-", "bytes=1", "bytes=+1-2", "bytes=18446744073709551616-"] {
+            assert_eq!(r(h), Ok(None), "{h}");
+        }
+        assert_eq!(parse_range(Some("bytes=0-"), 0), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=-5"), 0), Err(Unsatisfiable));
+    }
+}

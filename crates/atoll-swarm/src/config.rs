@@ -1,0 +1,264 @@
+//! `atoll-swarmd`'s configuration (TOML, `ATOLL_SWARMD_` overrides). Every
+//! field's doc gives its default; unknown keys are errors.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+/// Environment override prefix of `atoll-swarmd`.
+pub const ENV_PREFIX: &str = "ATOLL_SWARMD_";
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmConfig {
+    /// The iroh endpoint.
+    #[serde(default)]
+    pub node: NodeConfig,
+    /// Seed adverts on Nostr.
+    #[serde(default)]
+    pub nostr: NostrConfig,
+    /// Fetching.
+    #[serde(default)]
+    pub fetch: FetchConfig,
+    /// The blob store.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// The local control API.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// The iroh endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// UDP address for QUIC. Default `0.0.0.0:4919`; port 0 picks one.
+    #[serde(default = "default_bind")]
+    pub bind: SocketAddr,
+    /// iroh relay URLs (e.g. `https://relay.example.org`). Default: none,
+    /// direct connections only. Public n0 relays are never used.
+    #[serde(default)]
+    pub relays: Vec<iroh::RelayUrl>,
+    /// Key directory (`node.key`, `nostr.key`); created on first start.
+    /// Default: `<state dir>/keys`.
+    #[serde(default)]
+    pub key_dir: Option<PathBuf>,
+}
+
+fn default_bind() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 4919))
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            bind: default_bind(),
+            relays: Vec::new(),
+            key_dir: None,
+        }
+    }
+}
+
+/// Seed adverts (kind 30081) on Nostr relays.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NostrConfig {
+    /// Nostr relay URLs (`wss://…`). Default: none (no adverts, no lookup).
+    #[serde(default)]
+    pub relays: Vec<String>,
+    /// Lifetime of an advert in seconds; it is republished at half of it.
+    /// Default 3600; at least 60.
+    #[serde(default = "default_advert_ttl")]
+    pub advert_ttl_secs: u64,
+    /// How long to wait for relays when looking up seeders, in seconds.
+    /// Default 5.
+    #[serde(default = "default_lookup_timeout")]
+    pub lookup_timeout_secs: u64,
+}
+
+fn default_advert_ttl() -> u64 {
+    3600
+}
+fn default_lookup_timeout() -> u64 {
+    5
+}
+
+impl Default for NostrConfig {
+    fn default() -> Self {
+        Self {
+            relays: Vec::new(),
+            advert_ttl_secs: default_advert_ttl(),
+            lookup_timeout_secs: default_lookup_timeout(),
+        }
+    }
+}
+
+/// Fetching from peers and origins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchConfig {
+    /// HTTP origin base URLs: a blob is `<origin>/<hex>`. Default: none.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Give up on one peer after this many seconds without finishing.
+    /// Default 60.
+    #[serde(default = "default_peer_timeout")]
+    pub peer_timeout_secs: u64,
+    /// Give up on one origin after this many seconds. Default 600.
+    #[serde(default = "default_origin_timeout")]
+    pub origin_timeout_secs: u64,
+    /// Largest blob accepted from an origin, in bytes. Default 64 GiB.
+    #[serde(default = "default_max_origin_bytes")]
+    pub max_origin_bytes: u64,
+}
+
+fn default_peer_timeout() -> u64 {
+    60
+}
+fn default_origin_timeout() -> u64 {
+    600
+}
+fn default_max_origin_bytes() -> u64 {
+    64 << 30
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            origins: Vec::new(),
+            peer_timeout_secs: default_peer_timeout(),
+            origin_timeout_secs: default_origin_timeout(),
+            max_origin_bytes: default_max_origin_bytes(),
+        }
+    }
+}
+
+/// The blob store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Most bytes of blobs to keep; over it, unpinned blobs are evicted,
+    /// least recently used first. Default 0: no limit.
+    #[serde(default)]
+    pub quota_bytes: u64,
+    /// Seconds between sweeps that delete the bytes of removed blobs.
+    /// Default 60.
+    #[serde(default = "default_gc")]
+    pub gc_interval_secs: u64,
+}
+
+fn default_gc() -> u64 {
+    60
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            quota_bytes: 0,
+            gc_interval_secs: default_gc(),
+        }
+    }
+}
+
+/// The local control API.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Unix socket path. Default: `<runtime dir>/swarmd.sock`.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+}
+
+/// A config value that makes no sense.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config: {0}")]
+pub struct InvalidConfig(pub String);
+
+impl SwarmConfig {
+    /// Checks values serde cannot: ranges and URL shapes.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        if self.nostr.advert_ttl_secs < 60 {
+            return Err(InvalidConfig("nostr.advert_ttl_secs must be at least 60".into()));
+        }
+        for r in &self.nostr.relays {
+            if !(r.starts_with("ws://") || r.starts_with("wss://")) {
+                return Err(InvalidConfig(format!("nostr.relays: {r:?} is not a ws:// or wss:// URL")));
+            }
+        }
+        for o in &self.fetch.origins {
+            let url = reqwest::Url::parse(o)
+                .map_err(|e| InvalidConfig(format!("fetch.origins: {o:?}: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(InvalidConfig(format!("fetch.origins: {o:?} is not http(s)")));
+            }
+        }
+        if self.fetch.peer_timeout_secs == 0 || self.fetch.origin_timeout_secs == 0 {
+            return Err(InvalidConfig("fetch timeouts must be at least 1 second".into()));
+        }
+        if self.storage.gc_interval_secs == 0 {
+            return Err(InvalidConfig("storage.gc_interval_secs must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Advert lifetime.
+    pub fn advert_ttl(&self) -> Duration {
+        Duration::from_secs(self.nostr.advert_ttl_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SwarmConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("swarmd.toml");
+        std::fs::write(&p, text).unwrap();
+        let c: SwarmConfig =
+            atoll_core::config::load_from(Some(&p), ENV_PREFIX, Vec::new()).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults_and_full_file() {
+        let c = parse("").unwrap();
+        assert_eq!(c.node.bind.port(), 4919);
+        assert_eq!(c.storage.quota_bytes, 0);
+        let c = parse(
+            r#"
+[node]
+bind = "127.0.0.1:0"
+relays = ["http://127.0.0.1:3340"]
+[nostr]
+relays = ["ws://127.0.0.1:7777"]
+advert_ttl_secs = 120
+[fetch]
+origins = ["http://127.0.0.1:8080/blobs"]
+[storage]
+quota_bytes = 1000000
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.node.relays.len(), 1);
+        assert_eq!(c.fetch.origins.len(), 1);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for bad in [
+            "[node]\nbind = \"nope\"\n",
+            "[node]\nrelays = [\"not a url\"]\n",
+            "[nostr]\nrelays = [\"http://x\"]\n",
+            "[nostr]\nadvert_ttl_secs = 5\n",
+            "[fetch]\norigins = [\"ftp://x\"]\n",
+            "[fetch]\npeer_timeout_secs = 0\n",
+            "[storage]\nquota = 5\n",
+            "unknown = 1\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+pub mod advert;
+pub mod api;
+pub mod config;
+pub mod fetch;
+pub mod node;
+pub mod store;
+
+pub use config::SwarmConfig;
+pub use fetch::{FetchOutcome, FetchRequest, Source};
+pub use node::{Node, NodeState, Status};

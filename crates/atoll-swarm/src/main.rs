@@ -1,0 +1,68 @@
+//! `atoll-swarmd`: this handles only the command line and config loading;
+//! the node lives in the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use atoll_core::service::{self, Notifier, ServiceArgs};
+use atoll_swarm::{Node, SwarmConfig, config::ENV_PREFIX};
+use clap::Parser;
+
+/// The Atoll swarm node: holds, seeds and fetches verified blobs.
+#[derive(Debug, Parser)]
+#[command(name = "atoll-swarmd", version)]
+struct Args {
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    service::init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("atoll-swarmd: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("atoll-swarmd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config: SwarmConfig = args.service.load_config(ENV_PREFIX)?;
+    config.validate()?;
+    if args.service.check_config {
+        service::report_config_ok(args.service.config.as_deref(), &config);
+        return Ok(());
+    }
+    let state_dir = args.service.state_dir()?;
+    let socket = match &config.api.socket {
+        Some(p) => p.clone(),
+        None => args.service.runtime_dir()?.join("swarmd.sock"),
+    };
+    let notifier = Notifier::from_env();
+    let node = Node::builder(config, &state_dir)
+        .socket(&socket)
+        .spawn()
+        .await
+        .context("starting the swarm node")?;
+    let status = node.state().status()?;
+    tracing::info!(node_id = %status.node_id, socket = %socket.display(), "swarm node up");
+    notifier.ready(&format!("serving {} blobs", status.blobs));
+    let watchdog = notifier.spawn_watchdog();
+    service::shutdown_signal().await;
+    notifier.stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,420 @@
+//! The node's blob store: an iroh-blobs `FsStore` (verified, resumable,
+//! served to peers as is) plus a small SQLite table of what the node holds
+//! and why: pinned, seeding, size, last access. Quota enforcement evicts
+//! unpinned blobs, least recently used first.
+//!
+//! Every held or in-flight blob has a named tag `atoll/blob/<hex>` that
+//! protects its bytes from the store's garbage collector; removing a blob
+//! drops the tag and its row, and the collector deletes the bytes at its
+//! next sweep. A blob is listed (and readable through the API) only once
+//! it is complete in the store.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use atoll_core::ContentId;
+use futures::StreamExt;
+use iroh_blobs::{
+    BlobFormat, Hash, HashAndFormat,
+    api::{Store, blobs::BlobStatus},
+    store::{
+        GcConfig,
+        fs::{FsStore, options::Options},
+    },
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::advert::now_secs;
+
+/// Errors of the blob store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The iroh-blobs store failed.
+    #[error("blob store: {0}")]
+    Blobs(String),
+    /// The metadata database failed.
+    #[error("blob metadata database: {0}")]
+    Meta(#[from] rusqlite::Error),
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The blob is not held.
+    #[error("{0} is not held here")]
+    NotFound(ContentId),
+}
+
+fn blobs_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Blobs(e.to_string())
+}
+
+/// What the node holds about one blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BlobInfo {
+    /// Content id.
+    pub id: ContentId,
+    /// Size in bytes.
+    pub size: u64,
+    /// Pinned blobs are never evicted.
+    pub pinned: bool,
+    /// Seeded blobs are advertised on Nostr.
+    pub seeding: bool,
+    /// When it was added (unix seconds).
+    pub added_at: u64,
+    /// When it was last read or added (unix seconds).
+    pub last_access: u64,
+}
+
+/// The store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    fs: FsStore,
+    meta: Arc<Mutex<Connection>>,
+    quota: u64,
+}
+
+/// The tag protecting a blob's bytes.
+pub fn tag_name(id: &ContentId) -> String {
+    format!("atoll/blob/{}", id.to_hex())
+}
+
+/// iroh-blobs hash of a content id.
+pub fn hash_of(id: &ContentId) -> Hash {
+    Hash::from_bytes(*id.as_bytes())
+}
+
+/// Content id of an iroh-blobs hash.
+pub fn id_of(hash: &Hash) -> ContentId {
+    ContentId::from_bytes(*hash.as_bytes())
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS blobs (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    seeding INTEGER NOT NULL DEFAULT 1,
+    added_at INTEGER NOT NULL,
+    last_access INTEGER NOT NULL
+);";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, BlobInfoRow)> {
+    Ok((
+        r.get(0)?,
+        BlobInfoRow {
+            size: r.get::<_, i64>(1)? as u64,
+            pinned: r.get(2)?,
+            seeding: r.get(3)?,
+            added_at: r.get::<_, i64>(4)? as u64,
+            last_access: r.get::<_, i64>(5)? as u64,
+        },
+    ))
+}
+
+struct BlobInfoRow {
+    size: u64,
+    pinned: bool,
+    seeding: bool,
+    added_at: u64,
+    last_access: u64,
+}
+
+impl BlobInfoRow {
+    fn into_info(self, hex: &str) -> Option<BlobInfo> {
+        Some(BlobInfo {
+            id: ContentId::from_hex(hex).ok()?,
+            size: self.size,
+            pinned: self.pinned,
+            seeding: self.seeding,
+            added_at: self.added_at,
+            last_access: self.last_access,
+        })
+    }
+}
+
+impl Blobs {
+    /// Opens (or creates) the store under `dir`.
+    pub async fn open(dir: &Path, quota: u64, gc_interval: Duration) -> Result<Self, StoreError> {
+        let blobs_dir = dir.join("blobs");
+        std::fs::create_dir_all(&blobs_dir).map_err(|source| StoreError::Io {
+            path: blobs_dir.clone(),
+            source,
+        })?;
+        let mut options = Options::new(&blobs_dir);
+        options.gc = Some(GcConfig {
+            interval: gc_interval,
+            add_protected: None,
+        });
+        let fs = FsStore::load_with_opts(blobs_dir.join("blobs.db"), options)
+            .await
+            .map_err(blobs_err)?;
+        let conn = Connection::open(dir.join("meta.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        let this = Self {
+            fs,
+            meta: Arc::new(Mutex::new(conn)),
+            quota,
+        };
+        this.reconcile().await?;
+        Ok(this)
+    }
+
+    /// After a crash: drop rows whose blob is not complete (never list
+    /// what cannot be served whole), and record complete blobs that were
+    /// tagged but not yet recorded. Partial blobs keep their tag so a new
+    /// fetch resumes them.
+    async fn reconcile(&self) -> Result<(), StoreError> {
+        for info in self.list()? {
+            if self.complete_size(&info.id).await?.is_none() {
+                tracing::warn!(id = %info.id, "listed blob is not complete in the store; dropping it from the list");
+                self.meta()?.execute("DELETE FROM blobs WHERE hash = ?1", params![info.id.to_hex()])?;
+            }
+        }
+        let mut tags = self.fs.tags().list_prefix("atoll/blob/").await.map_err(blobs_err)?;
+        let mut tagged = Vec::new();
+        while let Some(tag) = tags.next().await {
+            tagged.push(tag.map_err(blobs_err)?.hash);
+        }
+        for hash in tagged {
+            let id = id_of(&hash);
+            if self.get(&id)?.is_none()
+                && let Some(size) = self.complete_size(&id).await?
+            {
+                self.record(&id, size)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The iroh-blobs store (for the blobs protocol and fetching).
+    pub fn store(&self) -> &Store {
+        &self.fs
+    }
+
+    fn meta(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.meta
+            .lock()
+            .map_err(|_| StoreError::Blobs("metadata lock poisoned".into()))
+    }
+
+    /// The size of `id` if the store holds all of it.
+    pub async fn complete_size(&self, id: &ContentId) -> Result<Option<u64>, StoreError> {
+        match self.fs.blobs().status(hash_of(id)).await.map_err(blobs_err)? {
+            BlobStatus::Complete { size } => Ok(Some(size)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Protects `id`'s bytes (complete or not) from garbage collection.
+    pub async fn protect(&self, id: &ContentId) -> Result<(), StoreError> {
+        self.fs
+            .tags()
+            .set(tag_name(id), HashAndFormat::new(hash_of(id), BlobFormat::Raw))
+            .await
+            .map_err(blobs_err)
+    }
+
+    /// Records a complete blob as held (seeding, unpinned), keeping the
+    /// flags of an existing row.
+    pub fn record(&self, id: &ContentId, size: u64) -> Result<BlobInfo, StoreError> {
+        let now = now_secs() as i64;
+        let meta = self.meta()?;
+        meta.execute(
+            "INSERT INTO blobs (hash, size, added_at, last_access) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT(hash) DO UPDATE SET last_access = ?3",
+            params![id.to_hex(), size as i64, now],
+        )?;
+        drop(meta);
+        self.get(id)?.ok_or(StoreError::NotFound(*id))
+    }
+
+    /// Adds bytes held in memory.
+    pub async fn add_bytes(&self, data: impl Into<bytes::Bytes>) -> Result<BlobInfo, StoreError> {
+        let data = data.into();
+        let id = ContentId::of(&data);
+        let size = data.len() as u64;
+        self.protect(&id).await?;
+        let _tt = self.fs.blobs().add_bytes(data).temp_tag().await.map_err(blobs_err)?;
+        self.record(&id, size)
+    }
+
+    /// Adds a file the daemon can read (copied into the store).
+    pub async fn add_file(&self, path: &Path) -> Result<BlobInfo, StoreError> {
+        let path = std::path::absolute(path).map_err(|source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        std::fs::metadata(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let tt = self.fs.blobs().add_path(&path).temp_tag().await.map_err(blobs_err)?;
+        let id = id_of(&tt.hash());
+        self.protect(&id).await?;
+        let size = self.complete_size(&id).await?.ok_or(StoreError::NotFound(id))?;
+        self.record(&id, size)
+    }
+
+    /// Adds a byte stream (an upload).
+    pub async fn add_stream(
+        &self,
+        stream: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Sync + 'static,
+    ) -> Result<BlobInfo, StoreError> {
+        let tt = self
+            .fs
+            .blobs()
+            .add_stream(stream)
+            .await
+            .temp_tag()
+            .await
+            .map_err(blobs_err)?;
+        let id = id_of(&tt.hash());
+        self.protect(&id).await?;
+        let size = self.complete_size(&id).await?.ok_or(StoreError::NotFound(id))?;
+        self.record(&id, size)
+    }
+
+    /// One held blob.
+    pub fn get(&self, id: &ContentId) -> Result<Option<BlobInfo>, StoreError> {
+        let hex = id.to_hex();
+        let r = self
+            .meta()?
+            .query_row(
+                "SELECT hash, size, pinned, seeding, added_at, last_access FROM blobs WHERE hash = ?1",
+                params![hex],
+                row,
+            )
+            .optional()?;
+        Ok(r.and_then(|(h, r)| r.into_info(&h)))
+    }
+
+    /// Every held blob, most recently used first.
+    pub fn list(&self) -> Result<Vec<BlobInfo>, StoreError> {
+        let meta = self.meta()?;
+        let mut stmt = meta.prepare(
+            "SELECT hash, size, pinned, seeding, added_at, last_access FROM blobs ORDER BY last_access DESC, hash",
+        )?;
+        let rows = stmt.query_map([], row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (h, r) = r?;
+            if let Some(info) = r.into_info(&h) {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks a read.
+    pub fn touch(&self, id: &ContentId) -> Result<(), StoreError> {
+        self.meta()?.execute(
+            "UPDATE blobs SET last_access = ?2 WHERE hash = ?1",
+            params![id.to_hex(), now_secs() as i64],
+        )?;
+        Ok(())
+    }
+
+    fn set_flag(&self, id: &ContentId, column: &str, value: bool) -> Result<BlobInfo, StoreError> {
+        let sql = format!("UPDATE blobs SET {column} = ?2 WHERE hash = ?1");
+        let n = self.meta()?.execute(&sql, params![id.to_hex(), value])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(*id));
+        }
+        self.get(id)?.ok_or(StoreError::NotFound(*id))
+    }
+
+    /// Pins or unpins.
+    pub fn set_pinned(&self, id: &ContentId, pinned: bool) -> Result<BlobInfo, StoreError> {
+        self.set_flag(id, "pinned", pinned)
+    }
+
+    /// Starts or stops seeding.
+    pub fn set_seeding(&self, id: &ContentId, seeding: bool) -> Result<BlobInfo, StoreError> {
+        self.set_flag(id, "seeding", seeding)
+    }
+
+    /// Forgets a blob (held or partial); its bytes go at the next sweep.
+    pub async fn remove(&self, id: &ContentId) -> Result<bool, StoreError> {
+        let rows = self
+            .meta()?
+            .execute("DELETE FROM blobs WHERE hash = ?1", params![id.to_hex()])?;
+        let tags = self.fs.tags().delete(tag_name(id)).await.map_err(blobs_err)?;
+        Ok(rows > 0 || tags > 0)
+    }
+
+    /// Total bytes of held blobs.
+    pub fn used_bytes(&self) -> Result<u64, StoreError> {
+        let total: i64 = self
+            .meta()?
+            .query_row("SELECT COALESCE(SUM(size), 0) FROM blobs", [], |r| r.get(0))?;
+        Ok(total as u64)
+    }
+
+    /// The quota in bytes (0: none).
+    pub fn quota(&self) -> u64 {
+        self.quota
+    }
+
+    /// Evicts unpinned blobs, least recently used first, until the held
+    /// bytes fit the quota. Blobs in `keep` (in use right now) stay.
+    pub async fn enforce_quota(&self, keep: &HashSet<ContentId>) -> Result<Vec<BlobInfo>, StoreError> {
+        let mut evicted = Vec::new();
+        if self.quota == 0 {
+            return Ok(evicted);
+        }
+        let mut used = self.used_bytes()?;
+        if used <= self.quota {
+            return Ok(evicted);
+        }
+        let mut candidates: Vec<BlobInfo> = self
+            .list()?
+            .into_iter()
+            .filter(|b| !b.pinned && !keep.contains(&b.id))
+            .collect();
+        candidates.sort_by_key(|b| (b.last_access, b.added_at));
+        for b in candidates {
+            if used <= self.quota {
+                break;
+            }
+            self.remove(&b.id).await?;
+            used = used.saturating_sub(b.size);
+            tracing::info!(id = %b.id, size = b.size, "evicted (storage quota)");
+            evicted.push(b);
+        }
+        if used > self.quota {
+            tracing::warn!(used, quota = self.quota, "over quota: the rest is pinned or in use");
+        }
+        Ok(evicted)
+    }
+
+    /// Sets a blob's last access time (tests of eviction order).
+    #[doc(hidden)]
+    pub fn set_last_access(&self, id: &ContentId, t: u64) -> Result<(), StoreError> {
+        self.meta()?.execute(
+            "UPDATE blobs SET last_access = ?2 WHERE hash = ?1",
+            params![id.to_hex(), t as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Flushes and closes the store.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.fs.shutdown().await {
+            tracing::warn!("blob store shutdown: {e}");
+        }
+    }
+}
