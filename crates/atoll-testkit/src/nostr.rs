@@ -22,7 +22,20 @@ impl TestNostrRelay {
     /// Starts a relay from a builder (policies, limits); the address is
     /// set to 127.0.0.1.
     pub async fn spawn_with(builder: RelayBuilder) -> Result<Self> {
-        let relay = LocalRelay::new(builder.addr(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        Self::spawn_from(builder.addr(IpAddr::V4(Ipv4Addr::LOCALHOST))).await
+    }
+
+    /// Starts a relay on `addr` (port 0 picks one).
+    pub async fn spawn_on(addr: std::net::SocketAddr) -> Result<Self> {
+        let mut builder = RelayBuilder::default().addr(addr.ip());
+        if addr.port() != 0 {
+            builder = builder.port(addr.port());
+        }
+        Self::spawn_from(builder).await
+    }
+
+    async fn spawn_from(builder: RelayBuilder) -> Result<Self> {
+        let relay = LocalRelay::new(builder);
         relay.run().await?;
         let url = relay.url().await.to_string();
         Ok(Self { relay, url })
