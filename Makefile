@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= auto
 
-.PHONY: all deps build test fmt-check fmt clippy doc nextest nix-check clean
+.PHONY: all deps build demo bench test fmt-check fmt clippy doc nextest nix-check clean
 
 all: build
 
@@ -13,6 +13,14 @@ deps:
 
 build: deps
 	$(CARGO) build --workspace --locked
+
+## A local swarm on embedded defaults: add a file on one node, fetch it on others.
+demo: deps
+	@scripts/demo.sh
+
+## Benchmarks (release builds; prints figures and ratios).
+bench: deps
+	$(CARGO) bench -p atoll-swarm --bench swarm
 
 ## Everything CI checks: formatting, lints, docs, every test, the Nix files.
 test: deps fmt-check clippy doc nextest nix-check
@@ -30,7 +38,9 @@ clippy:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
 
+# The scenario tests run the workspace's binaries: build them first.
 nextest:
+	$(CARGO) build --workspace --bins --locked
 	$(CARGO) nextest run --workspace --locked --profile ci
 
 nix-check:

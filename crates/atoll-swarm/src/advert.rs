@@ -269,6 +269,9 @@ mod tests {
     }
 }
 
+/// How long a publish may wait for relays.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Publishes this node's adverts and looks up other nodes' adverts on the
 /// configured Nostr relays.
 #[derive(Debug, Clone)]
@@ -324,10 +327,9 @@ impl Adverts {
     }
 
     async fn send(&self, ev: Event) -> Result<(), NostrError> {
-        let out = self
-            .client
-            .send_event(&ev)
+        let out = tokio::time::timeout(SEND_TIMEOUT, self.client.send_event(&ev))
             .await
+            .map_err(|_| NostrError("no relay answered in time".into()))?
             .map_err(|e| NostrError(e.to_string()))?;
         if out.success.is_empty() {
             return Err(NostrError(format!("no relay accepted the event: {:?}", out.failed)));

@@ -30,8 +30,11 @@ use crate::{
 /// Size of the byte segments handed to parallel peers (a multiple of the
 /// 16 KiB chunk groups iroh-blobs verifies).
 pub const SEGMENT: u64 = 4 << 20;
-/// How long a peer is avoided after it failed.
+/// How long a peer that served wrong bytes (or failed mid-transfer) is
+/// avoided.
 pub const AVOID_FOR: Duration = Duration::from_secs(600);
+/// How long a peer that could not be reached is avoided.
+pub const AVOID_UNREACHABLE_FOR: Duration = Duration::from_secs(60);
 /// Most peers downloaded from at once.
 pub const MAX_PARALLEL_PEERS: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,10 +100,12 @@ pub struct Progress {
 #[non_exhaustive]
 pub enum FetchError {
     /// Nobody had it, or everyone who claimed to failed.
-    #[error("{id} could not be fetched: {}", summary(.failed_peers, .failed_origins))]
+    #[error("{id} could not be fetched: {}", summary(.failed_peers, .failed_origins, *.skipped))]
     Unavailable {
         /// The blob.
         id: ContentId,
+        /// Advertised seeders skipped because they failed recently.
+        skipped: usize,
         /// Peers tried and why each failed.
         failed_peers: Vec<(String, String)>,
         /// Origins tried and why each failed.
@@ -114,12 +119,15 @@ pub enum FetchError {
     BadRequest(String),
 }
 
-fn summary(peers: &[(String, String)], origins: &[(String, String)]) -> String {
-    if peers.is_empty() && origins.is_empty() {
-        return "no peer advertises it and no origin is configured".into();
-    }
+fn summary(peers: &[(String, String)], origins: &[(String, String)], skipped: usize) -> String {
     let mut parts: Vec<String> = peers.iter().map(|(p, e)| format!("peer {p}: {e}")).collect();
     parts.extend(origins.iter().map(|(o, e)| format!("origin {o}: {e}")));
+    if skipped > 0 {
+        parts.push(format!("{skipped} advertised seeder(s) skipped because they failed recently"));
+    }
+    if parts.is_empty() {
+        return "no peer advertises it and no origin is configured".into();
+    }
     parts.join("; ")
 }
 
@@ -133,6 +141,9 @@ struct InFlight {
 /// Fetch settings.
 #[derive(Debug, Clone)]
 pub struct FetchSettings {
+    /// This node's iroh relays: also tried for a peer whose advert names
+    /// none (a group's nodes share their relay).
+    pub relays: Vec<iroh::RelayUrl>,
     /// Configured origin base URLs (`<base>/<hex>`).
     pub origins: Vec<String>,
     /// Idle timeout per peer.
@@ -300,6 +311,7 @@ impl Inner {
         let me = self.endpoint.id();
         let mut peers: Vec<EndpointAddr> = Vec::new();
         let mut size_hint = None;
+        let mut skipped = 0;
         for p in req.peers {
             if p.id != me && !peers.iter().any(|x| x.id == p.id) {
                 peers.push(p);
@@ -312,19 +324,28 @@ impl Inner {
                 Ok(seeders) => {
                     let avoided = self.avoided_now();
                     for s in seeders {
-                        if s.addr.id != me
-                            && !avoided.contains(&s.addr.id)
-                            && !peers.iter().any(|x| x.id == s.addr.id)
-                        {
-                            size_hint = size_hint.or(Some(s.size));
-                            peers.push(s.addr);
+                        if s.addr.id == me || peers.iter().any(|x| x.id == s.addr.id) {
+                            continue;
                         }
+                        if avoided.contains(&s.addr.id) {
+                            skipped += 1;
+                            continue;
+                        }
+                        size_hint = size_hint.or(Some(s.size));
+                        peers.push(s.addr);
                     }
                 }
                 Err(e) => tracing::warn!(%id, "advert lookup failed: {e}"),
             }
         }
 
+        // A peer with no relay in its address may still be reachable
+        // through ours.
+        for p in &mut peers {
+            if p.relay_urls().next().is_none() {
+                *p = p.clone().with_addrs(self.settings.relays.iter().cloned().map(iroh::TransportAddr::Relay));
+            }
+        }
         if !peers.is_empty() {
             progress.send_modify(|p| {
                 p.phase = "peers".into();
@@ -380,6 +401,7 @@ impl Inner {
         }
         Err(FetchError::Unavailable {
             id,
+            skipped,
             failed_peers: outcome.failed_peers,
             failed_origins: outcome.failed_origins,
         })
@@ -396,9 +418,11 @@ impl Inner {
             .unwrap_or_default()
     }
 
-    fn avoid_peer(&self, id: EndpointId) {
+    fn avoid_peer(&self, id: EndpointId, for_how_long: Duration) {
         if let Ok(mut m) = self.avoid.lock() {
-            m.insert(id, Instant::now() + AVOID_FOR);
+            let until = Instant::now() + for_how_long;
+            let entry = m.entry(id).or_insert(until);
+            *entry = (*entry).max(until);
         }
     }
 
@@ -433,11 +457,11 @@ impl Inner {
                 }
                 Ok(Err(e)) => {
                     failed.push((pid.to_string(), format!("connect: {e}")));
-                    self.avoid_peer(pid);
+                    self.avoid_peer(pid, AVOID_UNREACHABLE_FOR);
                 }
                 Err(_) => {
                     failed.push((pid.to_string(), "connect: timed out".into()));
-                    self.avoid_peer(pid);
+                    self.avoid_peer(pid, AVOID_UNREACHABLE_FOR);
                 }
             }
         }
@@ -550,7 +574,7 @@ impl Inner {
 
     fn peer_failed(&self, failures: &Mutex<Vec<(String, String)>>, pid: EndpointId, reason: String) {
         tracing::warn!(peer = %pid, "peer failed: {reason}");
-        self.avoid_peer(pid);
+        self.avoid_peer(pid, AVOID_FOR);
         if let Ok(mut f) = failures.lock() {
             f.push((pid.to_string(), reason));
         }

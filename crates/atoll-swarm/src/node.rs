@@ -240,6 +240,7 @@ impl NodeBuilder {
             blobs.clone(),
             adverts.clone(),
             FetchSettings {
+                relays: config.node.relays.clone(),
                 origins: config.fetch.origins.clone(),
                 peer_timeout: Duration::from_secs(config.fetch.peer_timeout_secs),
                 origin_timeout: Duration::from_secs(config.fetch.origin_timeout_secs),
@@ -298,35 +299,69 @@ impl NodeBuilder {
 }
 
 /// Publishes adverts for seeded blobs, renews them at half their
-/// lifetime, and withdraws them on request.
+/// lifetime, and withdraws them on request. A publish or withdrawal that
+/// fails (relay down, not yet connected) is retried every few seconds
+/// until it succeeds or is superseded.
 async fn advert_task(node: Arc<NodeState>, adverts: Adverts, mut rx: mpsc::UnboundedReceiver<AdvertCmd>) {
-    let renew = adverts.ttl() / 2;
-    // Give the endpoint a moment to learn its addresses.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut tick = tokio::time::interval(renew);
+    const RETRY: Duration = Duration::from_secs(3);
+    let mut renew = tokio::time::interval(adverts.ttl() / 2);
+    let mut retry = tokio::time::interval(RETRY);
+    // Latest wish per blob: true = advertise, false = withdraw.
+    let mut pending: std::collections::BTreeMap<ContentId, bool> = Default::default();
+    // An advert without the home relay is useless to peers behind NAT:
+    // give the endpoint a moment to pick one.
+    if !node.config.node.relays.is_empty() {
+        let _ = tokio::time::timeout(Duration::from_secs(15), node.endpoint.online()).await;
+    }
+    let mut advertised_addr = node.endpoint.addr();
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                let Ok(list) = node.blobs.list() else { continue };
-                let addr = node.endpoint.addr();
-                for b in list.into_iter().filter(|b| b.seeding) {
-                    if let Err(e) = adverts.publish(&b.id, b.size, &addr).await {
-                        tracing::warn!(id = %b.id, "advert: {e}");
+            _ = renew.tick() => {
+                if let Ok(list) = node.blobs.list() {
+                    for b in list.into_iter().filter(|b| b.seeding) {
+                        pending.insert(b.id, true);
                     }
                 }
             }
-            cmd = rx.recv() => {
-                let Some(cmd) = cmd else { break };
-                let result = match cmd {
-                    AdvertCmd::Publish(id) => match node.blobs.get(&id) {
-                        Ok(Some(b)) if b.seeding => adverts.publish(&id, b.size, &node.endpoint.addr()).await,
-                        _ => Ok(()),
-                    },
-                    AdvertCmd::Withdraw(id) => adverts.withdraw(&id).await,
-                };
-                if let Err(e) = result {
-                    tracing::warn!("advert: {e}");
+            _ = retry.tick() => {
+                // Our address changed (new home relay, new interface):
+                // every advert must say so.
+                let addr = node.endpoint.addr();
+                if addr != advertised_addr {
+                    advertised_addr = addr;
+                    if let Ok(list) = node.blobs.list() {
+                        for b in list.into_iter().filter(|b| b.seeding) {
+                            pending.entry(b.id).or_insert(true);
+                        }
+                    }
                 }
+            }
+            cmd = rx.recv() => match cmd {
+                Some(AdvertCmd::Publish(id)) => { pending.insert(id, true); }
+                Some(AdvertCmd::Withdraw(id)) => { pending.insert(id, false); }
+                None => break,
+            },
+        }
+        let addr = node.endpoint.addr();
+        let work: Vec<(ContentId, bool)> = pending.iter().map(|(k, v)| (*k, *v)).collect();
+        for (id, publish) in work {
+            let result = if publish {
+                match node.blobs.get(&id) {
+                    Ok(Some(b)) if b.seeding => adverts.publish(&id, b.size, &addr).await,
+                    _ => Ok(()),
+                }
+            } else {
+                adverts.withdraw(&id).await
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(%id, "{}", if publish { "advertised" } else { "advert withdrawn" });
+                    // Unless a newer wish arrived meanwhile.
+                    if pending.get(&id) == Some(&publish) {
+                        pending.remove(&id);
+                    }
+                }
+                Err(e) => tracing::warn!(%id, "advert (will retry): {e}"),
             }
         }
     }
