@@ -7,7 +7,8 @@
   };
 
   # This file only wires outputs together; the parts live in ./nix:
-  # crane.nix (packages), checks.nix, devshell.nix, modules.nix.
+  # crane.nix (packages), checks.nix (with vm-tests.nix), devshell.nix,
+  # modules.nix, hosts.nix.
   outputs = {
     self,
     nixpkgs,
@@ -27,7 +28,14 @@
   in {
     packages = perSystem ({rust, ...}: rust.packages);
 
-    checks = perSystem (import ./nix/checks.nix);
+    checks = perSystem ({
+      pkgs,
+      rust,
+    }:
+      import ./nix/checks.nix {
+        inherit pkgs rust;
+        inherit (self) nixosModules;
+      });
 
     devShells = perSystem ({
       pkgs,
@@ -35,7 +43,8 @@
     }: {
       default = import ./nix/devshell.nix {
         inherit pkgs rust;
-        checks = self.checks.${pkgs.stdenv.hostPlatform.system};
+        # The build checks' inputs; the VM tests would only slow the shell down.
+        checks = lib.filterAttrs (name: _: !lib.hasPrefix "vm-" name) self.checks.${pkgs.stdenv.hostPlatform.system};
       };
     });
 
@@ -47,5 +56,10 @@
     };
 
     nixosModules = import ./nix/modules.nix {overlay = self.overlays.default;};
+
+    nixosConfigurations = import ./nix/hosts.nix {
+      inherit nixpkgs;
+      inherit (self) nixosModules;
+    };
   };
 }

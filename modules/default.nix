@@ -4,7 +4,7 @@
 # hardening and settings helpers: ./lib.nix.
 let
   services = [
-    # "swarm"
+    "swarm"
   ];
 in {
   imports = map (name: ./. + "/${name}.nix") services;

@@ -1,9 +1,10 @@
 # `nix flake check`: the packages, then clippy, rustdoc, rustfmt and the test
-# suite over the whole workspace (all reusing rust.cargoArtifacts), and the
-# Nix lints. The NixOS VM tests from tests/ join here.
+# suite over the whole workspace (all reusing rust.cargoArtifacts), the Nix
+# lints, and the NixOS VM tests from tests/ (vm-*, ./vm-tests.nix).
 {
   pkgs,
   rust,
+  nixosModules,
 }: let
   inherit (pkgs) lib;
   inherit (rust) craneLib commonArgs cargoArtifacts;
@@ -53,3 +54,4 @@ in
         touch $out
       '';
   }
+  // import ./vm-tests.nix {inherit pkgs rust nixosModules;}

@@ -1,5 +1,6 @@
 # The Rust workspace, built with crane: one filtered source, the dependencies
-# compiled once (cargoArtifacts), one package per crate that has a binary.
+# compiled once (cargoArtifacts), one package per crate that has a binary,
+# and one per test-only binary (testBinaries).
 {
   pkgs,
   crane,
@@ -11,7 +12,14 @@
   # together packages.atoll. A new service is one more line here.
   binaryCrates = [
     "atoll-cli"
+    "atoll-swarm"
   ];
+
+  # Binaries only the tests and the demo use: packages.<binary>, never part
+  # of packages.atoll (nor of a system). Binary name = the crate it is in.
+  testBinaries = {
+    atoll-devnet = "atoll-testkit";
+  };
 
   craneLib = crane.mkLib pkgs;
 
@@ -75,18 +83,32 @@
   in
     (lib.head (manifest.bin or [{name = crate;}])).name;
 
-  buildCrate = crate:
+  # All of a crate's binaries, or only `bin` (then named after it).
+  buildCrate = {
+    crate,
+    bin ? null,
+  }: let
+    only = bin != null;
+  in
     craneLib.buildPackage (commonArgs
       // {
         inherit cargoArtifacts;
-        pname = crate;
-        cargoExtraArgs = "--locked -p ${crate}";
+        pname =
+          if only
+          then bin
+          else crate;
+        cargoExtraArgs = "--locked -p ${crate}" + lib.optionalString only " --bin ${bin}";
         # The workspace's tests run once, in checks.atoll-nextest.
         doCheck = false;
-        meta.mainProgram = binaryName crate;
+        meta.mainProgram =
+          if only
+          then bin
+          else binaryName crate;
       });
 
-  crates = lib.genAttrs binaryCrates buildCrate;
+  crates = lib.genAttrs binaryCrates (crate: buildCrate {inherit crate;});
+
+  testPackages = lib.mapAttrs (bin: crate: buildCrate {inherit crate bin;}) testBinaries;
 
   atoll = pkgs.symlinkJoin {
     name = "atoll-${version}";
@@ -97,6 +119,7 @@ in {
   inherit craneLib src version commonArgs cargoArtifacts ffmpeg crates;
   packages =
     crates
+    // testPackages
     // {
       inherit atoll;
       default = atoll;
