@@ -1,5 +1,7 @@
 //! The `atoll` binary as a person uses it: exit codes and messages.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use std::{
     path::Path,
     process::{Command, Output},
@@ -15,13 +17,21 @@ fn atoll(args: &[&str]) -> Output {
 
 fn ok(args: &[&str]) -> String {
     let out = atoll(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn fails(args: &[&str]) -> String {
     let out = atoll(args);
-    assert!(!out.status.success(), "{args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stderr).unwrap()
 }
 
@@ -35,9 +45,15 @@ fn keys_init_show_and_refuse_overwrite() {
     let d = dir.path().join("keys");
     let init = ok(&["keys", "init", "--dir", s(&d)]);
     let show = ok(&["keys", "show", "--dir", s(&d)]);
-    assert!(show.contains("node id:") && show.contains("npub1"), "{show}");
+    assert!(
+        show.contains("node id:") && show.contains("npub1"),
+        "{show}"
+    );
     // init printed the same identity that show reads back
-    assert!(init.contains(show.lines().next().unwrap()), "{init}\n{show}");
+    assert!(
+        init.contains(show.lines().next().unwrap()),
+        "{init}\n{show}"
+    );
     let err = fails(&["keys", "init", "--dir", s(&d)]);
     assert!(err.contains("refusing to overwrite"), "{err}");
     assert_eq!(ok(&["keys", "show", "--dir", s(&d)]), show);
@@ -52,7 +68,9 @@ fn hash_prints_content_ids() {
     std::fs::write(&f, b"").unwrap();
     let out = ok(&["hash", s(&f)]);
     assert!(
-        out.starts_with("blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262  "),
+        out.starts_with(
+            "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262  "
+        ),
         "{out}"
     );
     let err = fails(&["hash", s(&dir.path().join("missing"))]);
@@ -79,16 +97,27 @@ fn doc_sign_verify_and_refusals() {
         atoll(&a)
     };
     let out = verify(&["--trust", &k1]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains(&k1));
 
     // Too few signatures for the threshold.
     let out = verify(&["--trust", &k1, "--trust", &k2, "--threshold", "2"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("1 valid signature(s) from trusted keys, 2 required"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("1 valid signature(s) from trusted keys, 2 required")
+    );
     // A second signer meets it.
     ok(&[&["doc", "sign", "--key", s(&p("k2"))][..], &ctx, &[s(&doc)]].concat());
-    assert!(verify(&["--trust", &k1, "--trust", &k2, "--threshold", "2"]).status.success());
+    assert!(
+        verify(&["--trust", &k1, "--trust", &k2, "--threshold", "2"])
+            .status
+            .success()
+    );
     // Unknown key only.
     let out = verify(&["--trust", &k3]);
     assert!(!out.status.success());
@@ -98,8 +127,16 @@ fn doc_sign_verify_and_refusals() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("atoll/release"));
     // Trust file.
-    std::fs::write(p("trust.toml"), format!("threshold = 2\nkeys = [\"{k1}\", \"{k2}\", \"{k3}\"]\n")).unwrap();
-    assert!(verify(&["--trust-file", s(&p("trust.toml"))]).status.success());
+    std::fs::write(
+        p("trust.toml"),
+        format!("threshold = 2\nkeys = [\"{k1}\", \"{k2}\", \"{k3}\"]\n"),
+    )
+    .unwrap();
+    assert!(
+        verify(&["--trust-file", s(&p("trust.toml"))])
+            .status
+            .success()
+    );
 
     // One flipped byte in the document.
     let original = std::fs::read(&doc).unwrap();
@@ -110,7 +147,10 @@ fn doc_sign_verify_and_refusals() {
     let out = verify(&["--trust", &k1]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("NOT verified") && err.contains("does not match"), "{err}");
+    assert!(
+        err.contains("NOT verified") && err.contains("does not match"),
+        "{err}"
+    );
     std::fs::write(&doc, &original).unwrap();
 
     // One flipped byte in the signature.

@@ -32,38 +32,32 @@ pub const CONTEXT_APP_CATALOG: &str = "atoll/app-catalog";
 pub const CONTEXT_FILM: &str = "atoll/film";
 
 /// The id of an ed25519 public key: `ed25519:<64 hex>`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KeyId(VerifyingKey);
-
-impl Ord for KeyId {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.as_bytes().cmp(other.0.as_bytes())
-    }
-}
-
-impl PartialOrd for KeyId {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
+///
+/// Holds the 32 public-key bytes, checked to be a valid ed25519 point
+/// when parsed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId([u8; 32]);
 
 impl KeyId {
     const PREFIX: &'static str = "ed25519:";
 
     /// The key's id.
     pub fn of(key: &VerifyingKey) -> Self {
-        Self(*key)
+        Self(key.to_bytes())
     }
 
     /// The public key it names.
-    pub fn key(&self) -> &VerifyingKey {
-        &self.0
+    pub fn key(&self) -> Result<VerifyingKey, DocError> {
+        VerifyingKey::from_bytes(&self.0).map_err(|_| DocError::BadKeyId {
+            key_id: self.to_string(),
+            reason: "not a valid ed25519 point".into(),
+        })
     }
 }
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0.as_bytes()))
+        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
     }
 }
 
@@ -86,9 +80,8 @@ impl FromStr for KeyId {
             .ok_or_else(|| bad("must start with \"ed25519:\""))?;
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(hex, &mut bytes).map_err(|_| bad("needs 64 hex characters"))?;
-        VerifyingKey::from_bytes(&bytes)
-            .map(Self)
-            .map_err(|_| bad("not a valid ed25519 point"))
+        VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not a valid ed25519 point"))?;
+        Ok(Self(bytes))
     }
 }
 
@@ -148,7 +141,9 @@ pub enum DocError {
         key_id: KeyId,
     },
     /// A trusted key's signature does not match the document.
-    #[error("signature by {key_id} does not match the document: it was changed after signing, or the signature is damaged")]
+    #[error(
+        "signature by {key_id} does not match the document: it was changed after signing, or the signature is damaged"
+    )]
     BadSignature {
         /// The signer.
         key_id: KeyId,
@@ -181,7 +176,10 @@ fn unknown_note(unknown: &[KeyId]) -> String {
         String::new()
     } else {
         let ids: Vec<String> = unknown.iter().map(ToString::to_string).collect();
-        format!("; not counted, signed by unknown key(s): {}", ids.join(", "))
+        format!(
+            "; not counted, signed by unknown key(s): {}",
+            ids.join(", ")
+        )
     }
 }
 
@@ -251,7 +249,11 @@ impl TrustSet {
     }
 
     fn check(&self) -> Result<(), DocError> {
-        let distinct = self.keys.iter().collect::<std::collections::BTreeSet<_>>().len();
+        let distinct = self
+            .keys
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         if self.threshold == 0 {
             return Err(DocError::BadTrustSet("threshold must be at least 1".into()));
         }
@@ -299,7 +301,7 @@ impl TrustSet {
             })?;
             entry
                 .key_id
-                .key()
+                .key()?
                 .verify_strict(&msg, &Signature::from_bytes(&raw))
                 .map_err(|_| DocError::BadSignature {
                     key_id: entry.key_id,
@@ -335,7 +337,11 @@ mod tests {
     const VECTOR_CANONICAL: &[u8] = include_bytes!("../testdata/doc.canonical.json");
 
     fn trust(threshold: usize, ns: &[u8]) -> TrustSet {
-        TrustSet::new(threshold, ns.iter().map(|n| KeyId::of(&key(*n).public())).collect()).unwrap()
+        TrustSet::new(
+            threshold,
+            ns.iter().map(|n| KeyId::of(&key(*n).public())).collect(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -364,17 +370,41 @@ mod tests {
         let mut sigs = Signatures::new(CONTEXT_GENERIC);
         sigs.add(doc, &key(1)).unwrap();
         assert!(trust(1, &[1]).verify(doc, &sigs, CONTEXT_GENERIC).is_ok());
-        let err = trust(2, &[1, 2]).verify(doc, &sigs, CONTEXT_GENERIC).unwrap_err();
-        assert!(matches!(err, DocError::NotEnoughSignatures { valid: 1, required: 2, .. }));
+        let err = trust(2, &[1, 2])
+            .verify(doc, &sigs, CONTEXT_GENERIC)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            DocError::NotEnoughSignatures {
+                valid: 1,
+                required: 2,
+                ..
+            }
+        ));
         // The same key twice counts once.
         let mut twice = sigs.clone();
         twice.signatures.push(sigs.signatures[0].clone());
-        assert!(trust(2, &[1, 2]).verify(doc, &twice, CONTEXT_GENERIC).is_err());
+        assert!(
+            trust(2, &[1, 2])
+                .verify(doc, &twice, CONTEXT_GENERIC)
+                .is_err()
+        );
         sigs.add(doc, &key(2)).unwrap();
-        assert_eq!(trust(2, &[1, 2]).verify(doc, &sigs, CONTEXT_GENERIC).unwrap().signers.len(), 2);
+        assert_eq!(
+            trust(2, &[1, 2])
+                .verify(doc, &sigs, CONTEXT_GENERIC)
+                .unwrap()
+                .signers
+                .len(),
+            2
+        );
         // Whitespace and key order do not matter; content does.
         let respelled = br#"{ "artifacts": ["blake3:00"], "version": 2 }"#;
-        assert!(trust(2, &[1, 2]).verify(respelled, &sigs, CONTEXT_GENERIC).is_ok());
+        assert!(
+            trust(2, &[1, 2])
+                .verify(respelled, &sigs, CONTEXT_GENERIC)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -386,7 +416,10 @@ mod tests {
         for i in 0..doc.len() {
             let mut bad = doc.to_vec();
             bad[i] ^= 0x01;
-            assert!(trust.verify(&bad, &sigs, CONTEXT_RELEASE).is_err(), "byte {i}");
+            assert!(
+                trust.verify(&bad, &sigs, CONTEXT_RELEASE).is_err(),
+                "byte {i}"
+            );
         }
         for i in 0..sigs.signatures[0].sig.len() {
             let mut bad = sigs.clone();
@@ -404,7 +437,9 @@ mod tests {
         let mut sigs = Signatures::new(CONTEXT_FILM);
         sigs.add(doc, &key(9)).unwrap();
         let err = trust(1, &[1]).verify(doc, &sigs, CONTEXT_FILM).unwrap_err();
-        assert!(matches!(&err, DocError::NotEnoughSignatures { valid: 0, unknown, .. } if unknown.len() == 1));
+        assert!(
+            matches!(&err, DocError::NotEnoughSignatures { valid: 0, unknown, .. } if unknown.len() == 1)
+        );
         assert!(err.to_string().contains("unknown key"), "{err}");
         // A film signature is not a release signature.
         let mut film = Signatures::new(CONTEXT_FILM);
@@ -426,10 +461,10 @@ mod tests {
             trust(1, &[1]).verify(doc, &short, CONTEXT_FILM),
             Err(DocError::MalformedSignature { .. })
         ));
-        assert!(serde_json::from_str::<Signatures>(
-            r#"{"context":"x","signatures":[],"extra":1}"#
-        )
-        .is_err());
+        assert!(
+            serde_json::from_str::<Signatures>(r#"{"context":"x","signatures":[],"extra":1}"#)
+                .is_err()
+        );
         assert!("ed25519:zz".parse::<KeyId>().is_err());
         assert!("rsa:00".parse::<KeyId>().is_err());
     }

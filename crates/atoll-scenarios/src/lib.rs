@@ -26,7 +26,10 @@ pub fn bin(name: &str) -> Result<PathBuf> {
         .context("unexpected test executable location")?;
     let path = dir.join(name);
     if !path.exists() {
-        bail!("{} is missing: run `cargo build --workspace` first", path.display());
+        bail!(
+            "{} is missing: run `cargo build --workspace` first",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -41,12 +44,21 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `program args` inside `host`, logging to `log`.
-    pub fn spawn(host: &Host, name: &str, program: &Path, args: &[&str], log: &Path) -> Result<Self> {
+    pub fn spawn(
+        host: &Host,
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        log: &Path,
+    ) -> Result<Self> {
         let out = std::fs::File::create(log)?;
         let child = host
             .command(program)
             .args(args)
-            .env("RUST_LOG", "info,atoll_swarm=debug,iroh=warn,iroh_relay=warn,noq=warn")
+            .env(
+                "RUST_LOG",
+                "info,atoll_swarm=debug,iroh=warn,iroh_relay=warn,noq=warn",
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -131,7 +143,12 @@ impl SwarmNode {
             host,
             name,
             &bin("atoll-swarmd")?,
-            &["--config", path_str(&cfg)?, "--state-dir", path_str(&state)?],
+            &[
+                "--config",
+                path_str(&cfg)?,
+                "--state-dir",
+                path_str(&state)?,
+            ],
             &dir.join(format!("{name}.log")),
         )?;
         let mut node = Self {
@@ -140,9 +157,15 @@ impl SwarmNode {
             socket,
         };
         let sock = node.socket.clone();
-        wait_for(&format!("{name} to answer on its socket"), Duration::from_secs(30), || {
-            atoll(&sock, &["status"]).ok().filter(|o| o.status.success())
-        })
+        wait_for(
+            &format!("{name} to answer on its socket"),
+            Duration::from_secs(30),
+            || {
+                atoll(&sock, &["status"])
+                    .ok()
+                    .filter(|o| o.status.success())
+            },
+        )
         .with_context(|| node.daemon.log())?;
         if !node.daemon.running() {
             bail!("{name} exited: {}", node.daemon.log());

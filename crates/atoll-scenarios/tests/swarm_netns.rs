@@ -7,6 +7,8 @@
 //! caught and the fetch completes elsewhere; with no seeders the origin
 //! serves it; every result is BLAKE3-checked by the CLI and again here.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context, Result};
@@ -39,7 +41,12 @@ peer_timeout_secs = 60
 /// node.
 fn node_host(lab: &mut Lab, infra: &Host, name: &str, n: u8) -> Result<Host> {
     let h = lab.host(name)?;
-    lab.link(infra, &format!("10.1.{n}.1/24"), &h, &format!("10.1.{n}.2/24"))?;
+    lab.link(
+        infra,
+        &format!("10.1.{n}.1/24"),
+        &h,
+        &format!("10.1.{n}.2/24"),
+    )?;
     h.route(&format!("{INFRA}/32"), &format!("10.1.{n}.1"))?;
     Ok(h)
 }
@@ -50,21 +57,29 @@ fn get(node: &SwarmNode, id: &ContentId, out: &Path, extra: &[&str]) -> Result<S
     args.extend_from_slice(extra);
     let o = node.atoll(&args)?;
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    anyhow::ensure!(ContentId::hash_file(out)? == *id, "{} does not hash to {id}", out.display());
+    anyhow::ensure!(
+        ContentId::hash_file(out)? == *id,
+        "{} does not hash to {id}",
+        out.display()
+    );
     Ok(stderr)
 }
 
 /// Fetching right after an add may race the advert; retry for a while.
 fn get_eventually(node: &SwarmNode, id: &ContentId, out: &Path) -> Result<String> {
     let mut last = String::new();
-    wait_for("a seeder to be found", Duration::from_secs(60), || match get(node, id, out, &[]) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            last = format!("{e:#}");
-            std::thread::sleep(Duration::from_millis(500));
-            None
-        }
-    })
+    wait_for(
+        "a seeder to be found",
+        Duration::from_secs(60),
+        || match get(node, id, out, &[]) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                last = format!("{e:#}");
+                std::thread::sleep(Duration::from_millis(500));
+                None
+            }
+        },
+    )
     .with_context(|| last.clone())
 }
 
@@ -87,12 +102,18 @@ fn netns_swarm_scenario() -> Result<()> {
         .enumerate()
         .map(|(i, n)| node_host(&mut lab, &infra, n, i as u8 + 1))
         .collect::<Result<_>>()?;
-    let [ha, hb, hc, hd, he, hf, hg] = &hosts[..] else { unreachable!() };
+    let [ha, hb, hc, hd, he, hf, hg] = &hosts[..] else {
+        unreachable!()
+    };
 
     // The origin holds a second blob that no node will ever seed.
     let origin_dir = d.join("origin");
     std::fs::create_dir_all(&origin_dir)?;
-    random_file(&origin_dir.join("only-at-origin.bin"), 3 * 1024 * 1024 + 7, 99)?;
+    random_file(
+        &origin_dir.join("only-at-origin.bin"),
+        3 * 1024 * 1024 + 7,
+        99,
+    )?;
     let origin_only = ContentId::hash_file(&origin_dir.join("only-at-origin.bin"))?;
     let _infra = Daemon::spawn(
         &infra,
@@ -149,7 +170,10 @@ fn netns_swarm_scenario() -> Result<()> {
     let dn = SwarmNode::start(hd, d, "d", &cfg)?;
     let log = get_eventually(&dn, &id, &d.join("d.out"))?;
     assert!(log.contains("fetched from peer"), "{log}");
-    assert!(!log.contains(&format!("peer(s) {a_id}")), "A is gone: {log}");
+    assert!(
+        !log.contains(&format!("peer(s) {a_id}")),
+        "A is gone: {log}"
+    );
 
     // E holds the blob but its disk serves corrupted bytes; F asks E
     // first (by ticket) and still ends with the right bytes.
@@ -165,7 +189,10 @@ fn netns_swarm_scenario() -> Result<()> {
     let ticket = String::from_utf8(e.atoll(&["blob", "ticket", &id.to_string()])?.stdout)?;
     let f = SwarmNode::start(hf, d, "f", &cfg)?;
     let log = get(&f, &id, &d.join("f.out"), &["--ticket", ticket.trim()])?;
-    assert!(log.contains(&format!("peer {e_id} failed")), "the liar must be caught: {log}");
+    assert!(
+        log.contains(&format!("peer {e_id} failed")),
+        "the liar must be caught: {log}"
+    );
     let status = String::from_utf8(f.atoll(&["status"])?.stdout)?;
     assert!(status.contains(&e_id), "F avoids E: {status}");
 

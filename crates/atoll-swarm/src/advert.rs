@@ -155,9 +155,15 @@ pub fn parse(event: &Event, id: &ContentId, now: u64) -> Result<Seeder, AdvertEr
         .parse()
         .map_err(|_| AdvertError::Malformed("endpoint_id is not an endpoint id".into()))?;
     if content.addrs.len() > MAX_ADDRS {
-        return Err(AdvertError::Malformed(format!("more than {MAX_ADDRS} addresses")));
+        return Err(AdvertError::Malformed(format!(
+            "more than {MAX_ADDRS} addresses"
+        )));
     }
-    let mut addrs: Vec<TransportAddr> = content.addrs.iter().map(|a| TransportAddr::Ip(*a)).collect();
+    let mut addrs: Vec<TransportAddr> = content
+        .addrs
+        .iter()
+        .map(|a| TransportAddr::Ip(*a))
+        .collect();
     if let Some(relay) = &content.relay_url {
         let url: RelayUrl = relay
             .parse()
@@ -198,7 +204,11 @@ mod tests {
         let s = parse(&ev, &id, now_secs()).unwrap();
         assert_eq!(s.addr, addr());
         assert_eq!(s.size, 42);
-        assert!(ev.tags.iter().any(|t| t.kind() == nostr_sdk::TagKind::Expiration));
+        assert!(
+            ev.tags
+                .iter()
+                .any(|t| t.kind() == nostr_sdk::TagKind::Expiration)
+        );
     }
 
     #[test]
@@ -208,7 +218,10 @@ mod tests {
         let now = now_secs();
         let good = build(&keys, &id, 42, &addr(), Duration::from_secs(600)).unwrap();
         // Another blob's advert.
-        assert_eq!(parse(&good, &ContentId::of(b"other"), now), Err(AdvertError::WrongBlob));
+        assert_eq!(
+            parse(&good, &ContentId::of(b"other"), now),
+            Err(AdvertError::WrongBlob)
+        );
         // Expired (checked at a later time).
         assert_eq!(parse(&good, &id, now + 601), Err(AdvertError::Expired));
         // Tampered content: the signature no longer verifies.
@@ -216,7 +229,10 @@ mod tests {
         bad.content = bad.content.replace("42", "43");
         assert_eq!(parse(&bad, &id, now), Err(AdvertError::BadSignature));
         // Tombstone.
-        assert_eq!(parse(&tombstone(&keys, &id).unwrap(), &id, now), Err(AdvertError::Tombstone));
+        assert_eq!(
+            parse(&tombstone(&keys, &id).unwrap(), &id, now),
+            Err(AdvertError::Tombstone)
+        );
         let d = id.to_hex();
         let ok_json = serde_json::to_string(&AdvertContent {
             endpoint_id: addr().id.to_string(),
@@ -226,13 +242,24 @@ mod tests {
             expires_at: now + 100,
         })
         .unwrap();
-        assert!(parse(&sign(&keys, kinds::SEED_ADVERT, &d, &ok_json, now), &id, now).is_ok());
+        assert!(
+            parse(
+                &sign(&keys, kinds::SEED_ADVERT, &d, &ok_json, now),
+                &id,
+                now
+            )
+            .is_ok()
+        );
         assert_eq!(
             parse(&sign(&keys, 1, &d, &ok_json, now), &id, now),
             Err(AdvertError::WrongKind(1))
         );
         assert_eq!(
-            parse(&sign(&keys, kinds::SEED_ADVERT, &d, &ok_json, now + 3600), &id, now),
+            parse(
+                &sign(&keys, kinds::SEED_ADVERT, &d, &ok_json, now + 3600),
+                &id,
+                now
+            ),
             Err(AdvertError::FromTheFuture)
         );
         for content in [
@@ -240,11 +267,20 @@ mod tests {
             "{}",
             r#"{"endpoint_id":"zz","size":1,"expires_at":99999999999}"#,
             r#"{"endpoint_id":1,"size":1,"expires_at":99999999999}"#,
-            &format!(r#"{{"endpoint_id":"{}","size":-1,"expires_at":99999999999}}"#, addr().id),
-            &format!(r#"{{"endpoint_id":"{}","size":1,"expires_at":99999999999,"relay_url":"::"}}"#, addr().id),
+            &format!(
+                r#"{{"endpoint_id":"{}","size":-1,"expires_at":99999999999}}"#,
+                addr().id
+            ),
+            &format!(
+                r#"{{"endpoint_id":"{}","size":1,"expires_at":99999999999,"relay_url":"::"}}"#,
+                addr().id
+            ),
         ] {
             let ev = sign(&keys, kinds::SEED_ADVERT, &d, content, now);
-            assert!(matches!(parse(&ev, &id, now), Err(AdvertError::Malformed(_))), "{content}");
+            assert!(
+                matches!(parse(&ev, &id, now), Err(AdvertError::Malformed(_))),
+                "{content}"
+            );
         }
         let many: Vec<String> = (0..17).map(|i| format!("\"10.0.0.{i}:1\"")).collect();
         let content = format!(
@@ -253,7 +289,11 @@ mod tests {
             many.join(",")
         );
         assert!(matches!(
-            parse(&sign(&keys, kinds::SEED_ADVERT, &d, &content, now), &id, now),
+            parse(
+                &sign(&keys, kinds::SEED_ADVERT, &d, &content, now),
+                &id,
+                now
+            ),
             Err(AdvertError::Malformed(_))
         ));
         let huge = "x".repeat(MAX_ADVERT_BYTES + 1);
@@ -298,7 +338,10 @@ impl Adverts {
     ) -> Result<Self, NostrError> {
         let client = nostr_sdk::Client::builder().signer(keys.clone()).build();
         for r in relays {
-            client.add_relay(r).await.map_err(|e| NostrError(format!("{r}: {e}")))?;
+            client
+                .add_relay(r)
+                .await
+                .map_err(|e| NostrError(format!("{r}: {e}")))?;
         }
         client.connect().await;
         Ok(Self {
@@ -315,8 +358,14 @@ impl Adverts {
     }
 
     /// Publishes (or renews) the advert for `id`.
-    pub async fn publish(&self, id: &ContentId, size: u64, addr: &EndpointAddr) -> Result<(), NostrError> {
-        let ev = build(&self.keys, id, size, addr, self.ttl).map_err(|e| NostrError(e.to_string()))?;
+    pub async fn publish(
+        &self,
+        id: &ContentId,
+        size: u64,
+        addr: &EndpointAddr,
+    ) -> Result<(), NostrError> {
+        let ev =
+            build(&self.keys, id, size, addr, self.ttl).map_err(|e| NostrError(e.to_string()))?;
         self.send(ev).await
     }
 
@@ -332,7 +381,10 @@ impl Adverts {
             .map_err(|_| NostrError("no relay answered in time".into()))?
             .map_err(|e| NostrError(e.to_string()))?;
         if out.success.is_empty() {
-            return Err(NostrError(format!("no relay accepted the event: {:?}", out.failed)));
+            return Err(NostrError(format!(
+                "no relay accepted the event: {:?}",
+                out.failed
+            )));
         }
         Ok(())
     }

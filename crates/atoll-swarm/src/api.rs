@@ -111,7 +111,10 @@ pub struct ImportRequest {
     pub path: std::path::PathBuf,
 }
 
-async fn import(State(s): St, Json(req): Json<ImportRequest>) -> Result<impl IntoResponse, ApiError> {
+async fn import(
+    State(s): St,
+    Json(req): Json<ImportRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     let info = s.blobs().add_file(&req.path).await.map_err(store_error)?;
     let info = s.added(info).await.map_err(store_error)?;
     Ok((StatusCode::CREATED, Json(info)))
@@ -151,7 +154,9 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
             Some(n) => Ok(Some((size.saturating_sub(n), size - 1))),
         },
         (false, _) => {
-            let Some(first) = parse(a) else { return Ok(None) };
+            let Some(first) = parse(a) else {
+                return Ok(None);
+            };
             let last = if b.is_empty() {
                 size.saturating_sub(1)
             } else {
@@ -169,7 +174,11 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
     }
 }
 
-async fn read(State(s): St, Path(hex): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn read(
+    State(s): St,
+    Path(hex): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = parse_id(&hex)?;
     let info = s
         .blobs()
@@ -194,15 +203,18 @@ async fn read(State(s): St, Path(hex): Path<String>, headers: HeaderMap) -> Resu
         .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
     let (status, first, len) = match parse_range(range, size) {
         Err(Unsatisfiable) => {
-            return Ok(Response::builder()
+            return Response::builder()
                 .status(StatusCode::RANGE_NOT_SATISFIABLE)
                 .header(header::CONTENT_RANGE, format!("bytes */{size}"))
                 .body(Body::empty())
-                .map_err(ApiError::internal)?);
+                .map_err(ApiError::internal);
         }
         Ok(None) => (StatusCode::OK, 0, size),
         Ok(Some((first, last))) => {
-            builder = builder.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{size}"));
+            builder = builder.header(
+                header::CONTENT_RANGE,
+                format!("bytes {first}-{last}/{size}"),
+            );
             (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
         }
     };
@@ -240,11 +252,19 @@ async fn remove(State(s): St, Path(hex): Path<String>) -> Result<impl IntoRespon
 }
 
 async fn pin(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.blobs().set_pinned(&parse_id(&hex)?, true).map_err(store_error)?))
+    Ok(Json(
+        s.blobs()
+            .set_pinned(&parse_id(&hex)?, true)
+            .map_err(store_error)?,
+    ))
 }
 
 async fn unpin(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.blobs().set_pinned(&parse_id(&hex)?, false).map_err(store_error)?))
+    Ok(Json(
+        s.blobs()
+            .set_pinned(&parse_id(&hex)?, false)
+            .map_err(store_error)?,
+    ))
 }
 
 async fn seed(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
@@ -283,18 +303,27 @@ async fn fetch(State(s): St, Json(req): Json<FetchRequest>) -> Result<impl IntoR
     for o in &req.origins {
         match reqwest::Url::parse(o) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => return Err(ApiError::bad_request(format!("origin {o:?} is not an http(s) URL"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "origin {o:?} is not an http(s) URL"
+                )));
+            }
         }
     }
     match s.fetch(req).await {
         Ok(out) => Ok(Json(out)),
         Err(FetchError::BadRequest(m)) => Err(ApiError::bad_request(m)),
-        Err(e @ FetchError::Unavailable { .. }) => Err(ApiError::new(StatusCode::BAD_GATEWAY, e.to_string())),
+        Err(e @ FetchError::Unavailable { .. }) => {
+            Err(ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))
+        }
         Err(e) => Err(ApiError::internal(e)),
     }
 }
 
-async fn fetch_progress(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn fetch_progress(
+    State(s): St,
+    Path(hex): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let id = parse_id(&hex)?;
     if !s.fetcher().in_flight().contains(&id) {
         return Err(ApiError::not_found(format!("no fetch of {id} in progress")));
@@ -327,7 +356,16 @@ mod tests {
         assert_eq!(r("bytes=100-"), Err(Unsatisfiable));
         assert_eq!(r("bytes=-0"), Err(Unsatisfiable));
         // Ignored (whole body): other units, lists, junk, reversed.
-        for h in ["items=0-1", "bytes=0-1,5-6", "bytes=a-b", "bytes=5-1", "bytes=-", "bytes=1", "bytes=+1-2", "bytes=18446744073709551616-"] {
+        for h in [
+            "items=0-1",
+            "bytes=0-1,5-6",
+            "bytes=a-b",
+            "bytes=5-1",
+            "bytes=-",
+            "bytes=1",
+            "bytes=+1-2",
+            "bytes=18446744073709551616-",
+        ] {
             assert_eq!(r(h), Ok(None), "{h}");
         }
         assert_eq!(parse_range(Some("bytes=0-"), 0), Err(Unsatisfiable));

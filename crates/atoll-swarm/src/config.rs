@@ -179,25 +179,35 @@ impl SwarmConfig {
     /// Checks values serde cannot: ranges and URL shapes.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         if self.nostr.advert_ttl_secs < 60 {
-            return Err(InvalidConfig("nostr.advert_ttl_secs must be at least 60".into()));
+            return Err(InvalidConfig(
+                "nostr.advert_ttl_secs must be at least 60".into(),
+            ));
         }
         for r in &self.nostr.relays {
             if !(r.starts_with("ws://") || r.starts_with("wss://")) {
-                return Err(InvalidConfig(format!("nostr.relays: {r:?} is not a ws:// or wss:// URL")));
+                return Err(InvalidConfig(format!(
+                    "nostr.relays: {r:?} is not a ws:// or wss:// URL"
+                )));
             }
         }
         for o in &self.fetch.origins {
             let url = reqwest::Url::parse(o)
                 .map_err(|e| InvalidConfig(format!("fetch.origins: {o:?}: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(InvalidConfig(format!("fetch.origins: {o:?} is not http(s)")));
+                return Err(InvalidConfig(format!(
+                    "fetch.origins: {o:?} is not http(s)"
+                )));
             }
         }
         if self.fetch.peer_timeout_secs == 0 || self.fetch.origin_timeout_secs == 0 {
-            return Err(InvalidConfig("fetch timeouts must be at least 1 second".into()));
+            return Err(InvalidConfig(
+                "fetch timeouts must be at least 1 second".into(),
+            ));
         }
         if self.storage.gc_interval_secs == 0 {
-            return Err(InvalidConfig("storage.gc_interval_secs must be at least 1".into()));
+            return Err(InvalidConfig(
+                "storage.gc_interval_secs must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -216,8 +226,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("swarmd.toml");
         std::fs::write(&p, text).unwrap();
-        let c: SwarmConfig =
-            atoll_core::config::load_from(Some(&p), ENV_PREFIX, Vec::new()).map_err(|e| e.to_string())?;
+        let c: SwarmConfig = atoll_core::config::load_from(Some(&p), ENV_PREFIX, Vec::new())
+            .map_err(|e| e.to_string())?;
         c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }

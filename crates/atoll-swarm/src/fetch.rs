@@ -120,10 +120,15 @@ pub enum FetchError {
 }
 
 fn summary(peers: &[(String, String)], origins: &[(String, String)], skipped: usize) -> String {
-    let mut parts: Vec<String> = peers.iter().map(|(p, e)| format!("peer {p}: {e}")).collect();
+    let mut parts: Vec<String> = peers
+        .iter()
+        .map(|(p, e)| format!("peer {p}: {e}"))
+        .collect();
     parts.extend(origins.iter().map(|(o, e)| format!("origin {o}: {e}")));
     if skipped > 0 {
-        parts.push(format!("{skipped} advertised seeder(s) skipped because they failed recently"));
+        parts.push(format!(
+            "{skipped} advertised seeder(s) skipped because they failed recently"
+        ));
     }
     if parts.is_empty() {
         return "no peer advertises it and no origin is configured".into();
@@ -221,7 +226,12 @@ impl Fetcher {
         self.inner
             .avoid
             .lock()
-            .map(|m| m.iter().filter(|(_, t)| **t > now).map(|(k, _)| *k).collect())
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, t)| **t > now)
+                    .map(|(k, _)| *k)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -343,7 +353,13 @@ impl Inner {
         // through ours.
         for p in &mut peers {
             if p.relay_urls().next().is_none() {
-                *p = p.clone().with_addrs(self.settings.relays.iter().cloned().map(iroh::TransportAddr::Relay));
+                *p = p.clone().with_addrs(
+                    self.settings
+                        .relays
+                        .iter()
+                        .cloned()
+                        .map(iroh::TransportAddr::Relay),
+                );
             }
         }
         if !peers.is_empty() {
@@ -353,7 +369,7 @@ impl Inner {
             });
             let served = self
                 .clone()
-                .from_peers(id, peers, size_hint, &progress, &mut outcome.failed_peers)
+                .fetch_peers(id, peers, size_hint, &progress, &mut outcome.failed_peers)
                 .await;
             if let Some(size) = self.blobs.complete_size(&id).await.map_err(store_err)? {
                 self.blobs.record(&id, size).map_err(store_err)?;
@@ -381,7 +397,7 @@ impl Inner {
                 p.phase = "origin".into();
                 p.bytes = 0;
             });
-            match self.from_origin(&id, &url, &progress).await {
+            match self.fetch_origin(&id, &url, &progress).await {
                 Ok(size) => {
                     self.blobs.record(&id, size).map_err(store_err)?;
                     outcome.size = size;
@@ -428,7 +444,7 @@ impl Inner {
 
     /// Downloads from `peers` in parallel segments; returns the peers that
     /// served data. Failures are appended to `failed`.
-    async fn from_peers(
+    async fn fetch_peers(
         self: Arc<Self>,
         id: ContentId,
         peers: Vec<EndpointAddr>,
@@ -443,7 +459,8 @@ impl Inner {
             let ep = self.endpoint.clone();
             async move {
                 let pid = addr.id;
-                let r = tokio::time::timeout(CONNECT_TIMEOUT, ep.connect(addr, iroh_blobs::ALPN)).await;
+                let r =
+                    tokio::time::timeout(CONNECT_TIMEOUT, ep.connect(addr, iroh_blobs::ALPN)).await;
                 (pid, r)
             }
         });
@@ -509,7 +526,11 @@ impl Inner {
                     let request = GetRequest::builder()
                         .root(ChunkRanges::bytes(range.clone()))
                         .build(hash);
-                    let get = this.blobs.store().remote().execute_get(conn.clone(), request);
+                    let get = this
+                        .blobs
+                        .store()
+                        .remote()
+                        .execute_get(conn.clone(), request);
                     match tokio::time::timeout(timeout, get.complete()).await {
                         Ok(Ok(_)) => did_serve = true,
                         Ok(Err(e)) => {
@@ -572,7 +593,12 @@ impl Inner {
         served.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    fn peer_failed(&self, failures: &Mutex<Vec<(String, String)>>, pid: EndpointId, reason: String) {
+    fn peer_failed(
+        &self,
+        failures: &Mutex<Vec<(String, String)>>,
+        pid: EndpointId,
+        reason: String,
+    ) {
         tracing::warn!(peer = %pid, "peer failed: {reason}");
         self.avoid_peer(pid, AVOID_FOR);
         if let Ok(mut f) = failures.lock() {
@@ -582,7 +608,7 @@ impl Inner {
 
     /// Downloads `url` into a temp file, checks its BLAKE3 hash, and only
     /// then imports it. Returns the size.
-    async fn from_origin(
+    async fn fetch_origin(
         &self,
         id: &ContentId,
         url: &str,
@@ -606,7 +632,8 @@ impl Inner {
                 }
                 progress.send_modify(|p| p.total = Some(len));
             }
-            std::fs::create_dir_all(&self.settings.tmp_dir).map_err(|e| format!("temp dir: {e}"))?;
+            std::fs::create_dir_all(&self.settings.tmp_dir)
+                .map_err(|e| format!("temp dir: {e}"))?;
             let tmp = TempFile(self.settings.tmp_dir.join(format!(
                 "origin-{}-{:x}",
                 id.to_hex(),
@@ -630,11 +657,15 @@ impl Inner {
                     .map_err(|e| format!("writing temp file: {e}"))?;
                 progress.send_modify(|p| p.bytes = size);
             }
-            file.flush().await.map_err(|e| format!("writing temp file: {e}"))?;
+            file.flush()
+                .await
+                .map_err(|e| format!("writing temp file: {e}"))?;
             drop(file);
             let got = ContentId::from(hasher.finalize());
             if got != *id {
-                return Err(format!("served wrong bytes ({size} bytes hashing to {got})"));
+                return Err(format!(
+                    "served wrong bytes ({size} bytes hashing to {got})"
+                ));
             }
             self.blobs
                 .add_file(&tmp.0)

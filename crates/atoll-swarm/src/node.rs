@@ -124,13 +124,24 @@ impl NodeState {
             node_id: self.endpoint.id().to_string(),
             npub: self.keys.nostr.npub(),
             addr: self.endpoint.addr(),
-            relays: self.config.node.relays.iter().map(ToString::to_string).collect(),
+            relays: self
+                .config
+                .node
+                .relays
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             nostr_relays: self.config.nostr.relays.clone(),
             blobs: self.blobs.list()?.len(),
             used_bytes: self.blobs.used_bytes()?,
             quota_bytes: self.blobs.quota(),
             fetching: self.fetcher.in_flight(),
-            avoided_peers: self.fetcher.avoided().iter().map(ToString::to_string).collect(),
+            avoided_peers: self
+                .fetcher
+                .avoided()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             uptime_secs: self.started.elapsed().as_secs(),
         })
     }
@@ -192,7 +203,8 @@ impl NodeBuilder {
         let config = self.config;
         config.validate()?;
         let state = self.state_dir;
-        std::fs::create_dir_all(&state).map_err(|e| StartError::Other(format!("{}: {e}", state.display())))?;
+        std::fs::create_dir_all(&state)
+            .map_err(|e| StartError::Other(format!("{}: {e}", state.display())))?;
         let key_dir = match &config.node.key_dir {
             Some(d) if d.is_absolute() => d.clone(),
             Some(d) => state.join(d),
@@ -265,7 +277,11 @@ impl NodeBuilder {
         });
         let mut tasks = Vec::new();
         if let Some(adverts) = adverts.clone() {
-            tasks.push(tokio::spawn(advert_task(node_state.clone(), adverts, advert_rx)));
+            tasks.push(tokio::spawn(advert_task(
+                node_state.clone(),
+                adverts,
+                advert_rx,
+            )));
         }
         let socket = self.socket;
         let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -302,17 +318,20 @@ impl NodeBuilder {
 /// lifetime, and withdraws them on request. A publish or withdrawal that
 /// fails (relay down, not yet connected) is retried every few seconds
 /// until it succeeds or is superseded.
-async fn advert_task(node: Arc<NodeState>, adverts: Adverts, mut rx: mpsc::UnboundedReceiver<AdvertCmd>) {
+async fn advert_task(
+    node: Arc<NodeState>,
+    adverts: Adverts,
+    mut rx: mpsc::UnboundedReceiver<AdvertCmd>,
+) {
     const RETRY: Duration = Duration::from_secs(3);
     let mut renew = tokio::time::interval(adverts.ttl() / 2);
     let mut retry = tokio::time::interval(RETRY);
     // Latest wish per blob: true = advertise, false = withdraw.
     let mut pending: std::collections::BTreeMap<ContentId, bool> = Default::default();
-    // An advert without the home relay is useless to peers behind NAT:
-    // give the endpoint a moment to pick one.
-    if !node.config.node.relays.is_empty() {
-        let _ = tokio::time::timeout(Duration::from_secs(15), node.endpoint.online()).await;
-    }
+    // Adverts go out at once with the addresses known now; when the
+    // endpoint picks its home relay a moment later, the address-change
+    // check below republishes them. (Fetchers also try their own relays
+    // for a seeder whose advert names none.)
     let mut advertised_addr = node.endpoint.addr();
     loop {
         tokio::select! {

@@ -181,10 +181,18 @@ impl Blobs {
         for info in self.list()? {
             if self.complete_size(&info.id).await?.is_none() {
                 tracing::warn!(id = %info.id, "listed blob is not complete in the store; dropping it from the list");
-                self.meta()?.execute("DELETE FROM blobs WHERE hash = ?1", params![info.id.to_hex()])?;
+                self.meta()?.execute(
+                    "DELETE FROM blobs WHERE hash = ?1",
+                    params![info.id.to_hex()],
+                )?;
             }
         }
-        let mut tags = self.fs.tags().list_prefix("atoll/blob/").await.map_err(blobs_err)?;
+        let mut tags = self
+            .fs
+            .tags()
+            .list_prefix("atoll/blob/")
+            .await
+            .map_err(blobs_err)?;
         let mut tagged = Vec::new();
         while let Some(tag) = tags.next().await {
             tagged.push(tag.map_err(blobs_err)?.hash);
@@ -213,7 +221,13 @@ impl Blobs {
 
     /// The size of `id` if the store holds all of it.
     pub async fn complete_size(&self, id: &ContentId) -> Result<Option<u64>, StoreError> {
-        match self.fs.blobs().status(hash_of(id)).await.map_err(blobs_err)? {
+        match self
+            .fs
+            .blobs()
+            .status(hash_of(id))
+            .await
+            .map_err(blobs_err)?
+        {
             BlobStatus::Complete { size } => Ok(Some(size)),
             _ => Ok(None),
         }
@@ -223,7 +237,10 @@ impl Blobs {
     pub async fn protect(&self, id: &ContentId) -> Result<(), StoreError> {
         self.fs
             .tags()
-            .set(tag_name(id), HashAndFormat::new(hash_of(id), BlobFormat::Raw))
+            .set(
+                tag_name(id),
+                HashAndFormat::new(hash_of(id), BlobFormat::Raw),
+            )
             .await
             .map_err(blobs_err)
     }
@@ -248,7 +265,13 @@ impl Blobs {
         let id = ContentId::of(&data);
         let size = data.len() as u64;
         self.protect(&id).await?;
-        let _tt = self.fs.blobs().add_bytes(data).temp_tag().await.map_err(blobs_err)?;
+        let _tt = self
+            .fs
+            .blobs()
+            .add_bytes(data)
+            .temp_tag()
+            .await
+            .map_err(blobs_err)?;
         self.record(&id, size)
     }
 
@@ -262,10 +285,19 @@ impl Blobs {
             path: path.clone(),
             source,
         })?;
-        let tt = self.fs.blobs().add_path(&path).temp_tag().await.map_err(blobs_err)?;
+        let tt = self
+            .fs
+            .blobs()
+            .add_path(&path)
+            .temp_tag()
+            .await
+            .map_err(blobs_err)?;
         let id = id_of(&tt.hash());
         self.protect(&id).await?;
-        let size = self.complete_size(&id).await?.ok_or(StoreError::NotFound(id))?;
+        let size = self
+            .complete_size(&id)
+            .await?
+            .ok_or(StoreError::NotFound(id))?;
         self.record(&id, size)
     }
 
@@ -284,7 +316,10 @@ impl Blobs {
             .map_err(blobs_err)?;
         let id = id_of(&tt.hash());
         self.protect(&id).await?;
-        let size = self.complete_size(&id).await?.ok_or(StoreError::NotFound(id))?;
+        let size = self
+            .complete_size(&id)
+            .await?
+            .ok_or(StoreError::NotFound(id))?;
         self.record(&id, size)
     }
 
@@ -352,15 +387,20 @@ impl Blobs {
         let rows = self
             .meta()?
             .execute("DELETE FROM blobs WHERE hash = ?1", params![id.to_hex()])?;
-        let tags = self.fs.tags().delete(tag_name(id)).await.map_err(blobs_err)?;
+        let tags = self
+            .fs
+            .tags()
+            .delete(tag_name(id))
+            .await
+            .map_err(blobs_err)?;
         Ok(rows > 0 || tags > 0)
     }
 
     /// Total bytes of held blobs.
     pub fn used_bytes(&self) -> Result<u64, StoreError> {
-        let total: i64 = self
-            .meta()?
-            .query_row("SELECT COALESCE(SUM(size), 0) FROM blobs", [], |r| r.get(0))?;
+        let total: i64 =
+            self.meta()?
+                .query_row("SELECT COALESCE(SUM(size), 0) FROM blobs", [], |r| r.get(0))?;
         Ok(total as u64)
     }
 
@@ -371,7 +411,10 @@ impl Blobs {
 
     /// Evicts unpinned blobs, least recently used first, until the held
     /// bytes fit the quota. Blobs in `keep` (in use right now) stay.
-    pub async fn enforce_quota(&self, keep: &HashSet<ContentId>) -> Result<Vec<BlobInfo>, StoreError> {
+    pub async fn enforce_quota(
+        &self,
+        keep: &HashSet<ContentId>,
+    ) -> Result<Vec<BlobInfo>, StoreError> {
         let mut evicted = Vec::new();
         if self.quota == 0 {
             return Ok(evicted);
@@ -396,7 +439,11 @@ impl Blobs {
             evicted.push(b);
         }
         if used > self.quota {
-            tracing::warn!(used, quota = self.quota, "over quota: the rest is pinned or in use");
+            tracing::warn!(
+                used,
+                quota = self.quota,
+                "over quota: the rest is pinned or in use"
+            );
         }
         Ok(evicted)
     }

@@ -1,6 +1,8 @@
 //! The swarm node's public behaviour, in process on loopback: peers,
 //! adverts, origins, lying peers, deduplication, quota, the local API.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 mod common;
 
 use std::{sync::atomic::Ordering, time::Duration};
@@ -50,7 +52,10 @@ async fn fetch_from_a_known_peer_and_serve_ranges() {
         .await
         .unwrap();
     assert_eq!(out.size, SIZE as u64);
-    assert_eq!(out.source, Source::Peers(vec![a.node.state().endpoint().id().to_string()]));
+    assert_eq!(
+        out.source,
+        Source::Peers(vec![a.node.state().endpoint().id().to_string()])
+    );
 
     // Whole blob and ranges through B's API, verified against the source.
     let c = b.client();
@@ -68,27 +73,46 @@ async fn fetch_from_a_known_peer_and_serve_ranges() {
     let (status, headers, body) = range_req("bytes=1000-1999").await;
     assert_eq!(status, 206);
     assert_eq!(&body[..], &bytes[1000..2000]);
-    assert_eq!(headers.get("content-range").unwrap(), &format!("bytes 1000-1999/{SIZE}"));
+    assert_eq!(
+        headers.get("content-range").unwrap(),
+        &format!("bytes 1000-1999/{SIZE}")
+    );
     let (status, _, body) = range_req("bytes=-10").await;
     assert_eq!((status, &body[..]), (206, &bytes[SIZE - 10..]));
     let (status, headers, _) = range_req("bytes=99999999-").await;
     assert_eq!(status, 416);
-    assert_eq!(headers.get("content-range").unwrap(), &format!("bytes */{SIZE}"));
+    assert_eq!(
+        headers.get("content-range").unwrap(),
+        &format!("bytes */{SIZE}")
+    );
 
     // Listing, pinning, malformed and unknown ids.
     let list: Vec<BlobInfo> = c.get("/blobs").await.unwrap();
     assert_eq!(list.len(), 1);
-    let pinned: BlobInfo = c.send_json_put(&format!("/blobs/{}/pin", id.to_hex())).await;
+    let pinned: BlobInfo = c
+        .send_json_put(&format!("/blobs/{}/pin", id.to_hex()))
+        .await;
     assert!(pinned.pinned);
-    for bad in ["/blobs/xyz", "/blobs/blake3:12", &format!("/blobs/{}", id.to_hex().to_uppercase())] {
+    for bad in [
+        "/blobs/xyz",
+        "/blobs/blake3:12",
+        &format!("/blobs/{}", id.to_hex().to_uppercase()),
+    ] {
         let (status, _) = c.send(hyper::Method::GET, bad, None).await.unwrap();
         assert_eq!(status, 400, "{bad}");
     }
     let other = ContentId::of(b"nope").to_hex();
-    let (status, _) = c.send(hyper::Method::GET, &format!("/blobs/{other}"), None).await.unwrap();
+    let (status, _) = c
+        .send(hyper::Method::GET, &format!("/blobs/{other}"), None)
+        .await
+        .unwrap();
     assert_eq!(status, 404);
     let (status, _) = c
-        .send(hyper::Method::POST, "/fetch", Some(br#"{"id":"blake3:zz"}"#.to_vec()))
+        .send(
+            hyper::Method::POST,
+            "/fetch",
+            Some(br#"{"id":"blake3:zz"}"#.to_vec()),
+        )
         .await
         .unwrap();
     assert_eq!(status, 422);
@@ -102,9 +126,19 @@ async fn fetch_from_a_known_peer_and_serve_ranges() {
         .unwrap();
     assert_eq!(status, 400);
     // Delete: gone from the list and unreadable.
-    let (status, _) = c.send(hyper::Method::DELETE, &format!("/blobs/{}", id.to_hex()), None).await.unwrap();
+    let (status, _) = c
+        .send(
+            hyper::Method::DELETE,
+            &format!("/blobs/{}", id.to_hex()),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(status, 200);
-    let (status, _) = c.send(hyper::Method::GET, &format!("/blobs/{}", id.to_hex()), None).await.unwrap();
+    let (status, _) = c
+        .send(hyper::Method::GET, &format!("/blobs/{}", id.to_hex()), None)
+        .await
+        .unwrap();
     assert_eq!(status, 404);
     a.node.shutdown().await;
     b.node.shutdown().await;
@@ -118,16 +152,20 @@ async fn raw_get(
 ) -> (u16, hyper::HeaderMap, bytes::Bytes) {
     use http_body_util::BodyExt;
     let stream = tokio::net::UnixStream::connect(sock).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let mut req = hyper::Request::get(path).header("host", "localhost");
     if let Some(r) = range {
         req = req.header("range", r);
     }
     let resp = send
-        .send_request(req.body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap())
+        .send_request(
+            req.body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let status = resp.status().as_u16();
@@ -152,9 +190,19 @@ impl PutJson for atoll_core::local_api::LocalClient {
 async fn stock_iroh_blobs_client_downloads_with_a_ticket() {
     let a = TestNode::spawn("a", |_| {}).await;
     let bytes = data(SIZE, 2);
-    let info = a.node.state().blobs().add_bytes(bytes.clone()).await.unwrap();
+    let info = a
+        .node
+        .state()
+        .blobs()
+        .add_bytes(bytes.clone())
+        .await
+        .unwrap();
     let _ = a.addr().await;
-    let t: TicketAnswer = a.client().get(&format!("/blobs/{}/ticket", info.id.to_hex())).await.unwrap();
+    let t: TicketAnswer = a
+        .client()
+        .get(&format!("/blobs/{}/ticket", info.id.to_hex()))
+        .await
+        .unwrap();
     let ticket: BlobTicket = t.ticket.parse().unwrap();
 
     // A plain iroh endpoint and MemStore, nothing of Atoll's.
@@ -165,7 +213,10 @@ async fn stock_iroh_blobs_client_downloads_with_a_ticket() {
         .await
         .unwrap();
     let store = iroh_blobs::store::mem::MemStore::new();
-    let conn = ep.connect(ticket.addr().clone(), iroh_blobs::ALPN).await.unwrap();
+    let conn = ep
+        .connect(ticket.addr().clone(), iroh_blobs::ALPN)
+        .await
+        .unwrap();
     store.remote().fetch(conn, ticket.hash()).await.unwrap();
     let got = store.blobs().get_bytes(ticket.hash()).await.unwrap();
     assert_eq!(ContentId::of(&got), info.id);
@@ -186,7 +237,11 @@ async fn adverts_find_seeders_and_tombstones_withdraw_them() {
     let _ = a.addr().await;
     let bytes = data(SIZE, 3);
     let id = ContentId::of(&bytes);
-    let (status, _) = a.client().send(hyper::Method::POST, "/blobs", Some(bytes.clone())).await.unwrap();
+    let (status, _) = a
+        .client()
+        .send(hyper::Method::POST, "/blobs", Some(bytes.clone()))
+        .await
+        .unwrap();
     assert_eq!(status, 201);
 
     // B knows nothing but the relay: the advert leads it to A.
@@ -208,7 +263,11 @@ async fn adverts_find_seeders_and_tombstones_withdraw_them() {
     for n in [&a, &b] {
         let (status, _) = n
             .client()
-            .send(hyper::Method::DELETE, &format!("/blobs/{}/seed", id.to_hex()), None)
+            .send(
+                hyper::Method::DELETE,
+                &format!("/blobs/{}/seed", id.to_hex()),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(status, 200);
@@ -228,8 +287,19 @@ async fn lying_peer_is_caught_and_the_fetch_completes_elsewhere() {
     let liar = TestNode::spawn("liar", |_| {}).await;
     let bytes = data(SIZE, 4);
     let id = ContentId::of(&bytes);
-    honest.node.state().blobs().add_bytes(bytes.clone()).await.unwrap();
-    liar.node.state().blobs().add_bytes(bytes.clone()).await.unwrap();
+    honest
+        .node
+        .state()
+        .blobs()
+        .add_bytes(bytes.clone())
+        .await
+        .unwrap();
+    liar.node
+        .state()
+        .blobs()
+        .add_bytes(bytes.clone())
+        .await
+        .unwrap();
     // Bit rot (or malice) on the liar's disk: it now serves wrong bytes
     // under the right hash.
     let path = liar.data_file(&id);
@@ -251,12 +321,34 @@ async fn lying_peer_is_caught_and_the_fetch_completes_elsewhere() {
         })
         .await
         .unwrap();
-    assert!(out.failed_peers.iter().any(|(p, _)| *p == liar_id), "{out:?}");
-    assert!(matches!(&out.source, Source::Peers(p) if !p.contains(&liar_id)), "{out:?}");
-    let got = fetcher.node.state().blobs().store().blobs().get_bytes(iroh_blobs::Hash::from_bytes(*id.as_bytes())).await.unwrap();
+    assert!(
+        out.failed_peers.iter().any(|(p, _)| *p == liar_id),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out.source, Source::Peers(p) if !p.contains(&liar_id)),
+        "{out:?}"
+    );
+    let got = fetcher
+        .node
+        .state()
+        .blobs()
+        .store()
+        .blobs()
+        .get_bytes(iroh_blobs::Hash::from_bytes(*id.as_bytes()))
+        .await
+        .unwrap();
     assert_eq!(&got[..], &bytes[..]);
     // The liar is avoided from now on.
-    assert!(fetcher.node.state().fetcher().avoided().iter().any(|p| p.to_string() == liar_id));
+    assert!(
+        fetcher
+            .node
+            .state()
+            .fetcher()
+            .avoided()
+            .iter()
+            .any(|p| p.to_string() == liar_id)
+    );
     for n in [honest, liar, fetcher] {
         n.node.shutdown().await;
     }
@@ -277,7 +369,11 @@ async fn origins_are_verified_before_import() {
         .node
         .state()
         .fetch(FetchRequest {
-            origins: vec![wrong.blob_url(&id), truncated.blob_url(&id), failing.blob_url(&id)],
+            origins: vec![
+                wrong.blob_url(&id),
+                truncated.blob_url(&id),
+                failing.blob_url(&id),
+            ],
             ..req(id)
         })
         .await
@@ -287,7 +383,15 @@ async fn origins_are_verified_before_import() {
     assert!(err.contains("HTTP 500"), "{err}");
     assert!(err.contains(&truncated.url()), "{err}");
     assert!(n.node.state().blobs().list().unwrap().is_empty());
-    assert!(n.node.state().blobs().complete_size(&id).await.unwrap().is_none());
+    assert!(
+        n.node
+            .state()
+            .blobs()
+            .complete_size(&id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // No temp files left behind.
     let tmp = n.dir.state().join("tmp");
     assert!(!tmp.exists() || std::fs::read_dir(&tmp).unwrap().count() == 0);
@@ -335,7 +439,11 @@ async fn concurrent_fetches_of_one_id_share_one_download() {
         async move { st.fetch(req(id)).await }
     });
     let results = futures::future::join_all(fetches).await;
-    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|o| o.size == SIZE as u64)));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|o| o.size == SIZE as u64))
+    );
     assert_eq!(origin.hits.load(Ordering::SeqCst), 1);
     // Held now: a later fetch is local and costs no request.
     let out = st.fetch(req(id)).await.unwrap();
@@ -350,7 +458,11 @@ async fn quota_evicts_least_recently_used_unpinned_blobs() {
     let st = n.node.state();
     let mut ids = Vec::new();
     for i in 0..3u64 {
-        let info = st.blobs().add_bytes(data(1024 * 1024, 10 + i)).await.unwrap();
+        let info = st
+            .blobs()
+            .add_bytes(data(1024 * 1024, 10 + i))
+            .await
+            .unwrap();
         st.blobs().set_last_access(&info.id, 1000 + i).unwrap();
         ids.push(info.id);
     }
@@ -364,7 +476,13 @@ async fn quota_evicts_least_recently_used_unpinned_blobs() {
         .unwrap();
     assert_eq!(status, 201);
     let newest: BlobInfo = serde_json::from_slice(&body).unwrap();
-    let held: Vec<ContentId> = st.blobs().list().unwrap().into_iter().map(|b| b.id).collect();
+    let held: Vec<ContentId> = st
+        .blobs()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
     assert!(held.contains(&ids[0]), "pinned stays");
     assert!(!held.contains(&ids[1]), "least recently used goes");
     assert!(held.contains(&ids[2]) && held.contains(&newest.id));
@@ -382,7 +500,12 @@ async fn restart_never_serves_a_partial_blob_and_resumes_it() {
         // Simulate a fetch cut short: the first half arrives, verified,
         // then the process dies.
         let src = TestNode::spawn("src", |_| {}).await;
-        src.node.state().blobs().add_bytes(bytes.clone()).await.unwrap();
+        src.node
+            .state()
+            .blobs()
+            .add_bytes(bytes.clone())
+            .await
+            .unwrap();
         let n = TestNode::spawn_in(dir, |_| {}).await;
         n.node.state().blobs().protect(&id).await.unwrap();
         let conn = n
@@ -396,8 +519,24 @@ async fn restart_never_serves_a_partial_blob_and_resumes_it() {
         let half = GetRequest::builder()
             .root(ChunkRanges::bytes(0..(SIZE as u64 / 2)))
             .build(iroh_blobs::Hash::from_bytes(*id.as_bytes()));
-        n.node.state().blobs().store().remote().execute_get(conn, half).complete().await.unwrap();
-        assert!(n.node.state().blobs().complete_size(&id).await.unwrap().is_none());
+        n.node
+            .state()
+            .blobs()
+            .store()
+            .remote()
+            .execute_get(conn, half)
+            .complete()
+            .await
+            .unwrap();
+        assert!(
+            n.node
+                .state()
+                .blobs()
+                .complete_size(&id)
+                .await
+                .unwrap()
+                .is_none()
+        );
         let TestNode { node, dir } = n;
         node.shutdown().await;
         // Keep the directory for the restart.
@@ -408,13 +547,34 @@ async fn restart_never_serves_a_partial_blob_and_resumes_it() {
     let n = TestNode::spawn_in(dir, |_| {}).await;
     // Not listed, not readable.
     assert!(n.node.state().blobs().list().unwrap().is_empty());
-    let (status, _) = n.client().send(hyper::Method::GET, &format!("/blobs/{}", id.to_hex()), None).await.unwrap();
+    let (status, _) = n
+        .client()
+        .send(hyper::Method::GET, &format!("/blobs/{}", id.to_hex()), None)
+        .await
+        .unwrap();
     assert_eq!(status, 404);
     // The half that arrived is kept: resuming reads only the rest.
-    let local = n.node.state().blobs().store().remote().local(iroh_blobs::Hash::from_bytes(*id.as_bytes())).await.unwrap();
-    assert!(local.local_bytes() >= SIZE as u64 / 2 - 16 * 1024, "{}", local.local_bytes());
+    let local = n
+        .node
+        .state()
+        .blobs()
+        .store()
+        .remote()
+        .local(iroh_blobs::Hash::from_bytes(*id.as_bytes()))
+        .await
+        .unwrap();
+    assert!(
+        local.local_bytes() >= SIZE as u64 / 2 - 16 * 1024,
+        "{}",
+        local.local_bytes()
+    );
     let src = TestNode::spawn("src2", |_| {}).await;
-    src.node.state().blobs().add_bytes(bytes.clone()).await.unwrap();
+    src.node
+        .state()
+        .blobs()
+        .add_bytes(bytes.clone())
+        .await
+        .unwrap();
     let out = n
         .node
         .state()
@@ -425,7 +585,11 @@ async fn restart_never_serves_a_partial_blob_and_resumes_it() {
         .await
         .unwrap();
     assert_eq!(out.size, SIZE as u64);
-    let (status, body) = n.client().send(hyper::Method::GET, &format!("/blobs/{}", id.to_hex()), None).await.unwrap();
+    let (status, body) = n
+        .client()
+        .send(hyper::Method::GET, &format!("/blobs/{}", id.to_hex()), None)
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     assert_eq!(ContentId::of(&body), id);
     n.node.shutdown().await;

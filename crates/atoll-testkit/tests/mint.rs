@@ -1,6 +1,8 @@
 //! Two or three real cdk mints on one fake Lightning network: a melt at one
 //! mint pays another mint's invoice exactly once, and nothing else mints.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -1,12 +1,21 @@
 //! Network-namespace hosts: linked hosts reach each other over TCP, hosts
 //! that are not linked cannot, and everything is gone after the lab drops.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use std::process::Command;
 
 use atoll_testkit::{Lab, netns};
 
 fn namespaces() -> String {
-    String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap()
+    String::from_utf8(
+        Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -22,25 +31,40 @@ fn netns_hosts_link_and_clean_up() {
         let b = lab.host("b").unwrap();
         let c = lab.host("c").unwrap();
         lab.link(&a, "10.77.1.1/24", &b, "10.77.1.2/24").unwrap();
-        names = [a.netns().to_owned(), b.netns().to_owned(), c.netns().to_owned()];
+        names = [
+            a.netns().to_owned(),
+            b.netns().to_owned(),
+            c.netns().to_owned(),
+        ];
         let listed = namespaces();
-        assert!(names.iter().all(|n| listed.contains(n.as_str())), "{listed}");
+        assert!(
+            names.iter().all(|n| listed.contains(n.as_str())),
+            "{listed}"
+        );
 
         // A TCP server in b, a client in a (its own thread): linked hosts talk.
         let a2 = a.clone();
         let (msg, peer) = b
             .run(move || async move {
-                let l = tokio::net::TcpListener::bind("10.77.1.2:7001").await.unwrap();
+                let l = tokio::net::TcpListener::bind("10.77.1.2:7001")
+                    .await
+                    .unwrap();
                 let client = std::thread::spawn(move || {
                     a2.run(|| async {
-                        let mut s = tokio::net::TcpStream::connect("10.77.1.2:7001").await.unwrap();
-                        tokio::io::AsyncWriteExt::write_all(&mut s, b"hello from a").await.unwrap();
+                        let mut s = tokio::net::TcpStream::connect("10.77.1.2:7001")
+                            .await
+                            .unwrap();
+                        tokio::io::AsyncWriteExt::write_all(&mut s, b"hello from a")
+                            .await
+                            .unwrap();
                     })
                     .unwrap()
                 });
                 let (mut s, peer) = l.accept().await.unwrap();
                 let mut buf = String::new();
-                tokio::io::AsyncReadExt::read_to_string(&mut s, &mut buf).await.unwrap();
+                tokio::io::AsyncReadExt::read_to_string(&mut s, &mut buf)
+                    .await
+                    .unwrap();
                 client.join().unwrap();
                 (buf, peer.ip().to_string())
             })
@@ -50,15 +74,25 @@ fn netns_hosts_link_and_clean_up() {
 
         // c has no link: it cannot reach b, and its loopback is its own.
         let unreachable = c
-            .run(|| async { tokio::net::TcpStream::connect("10.77.1.2:7001").await.is_err() })
+            .run(|| async {
+                tokio::net::TcpStream::connect("10.77.1.2:7001")
+                    .await
+                    .is_err()
+            })
             .unwrap();
         assert!(unreachable);
         let out = c.command("ip").args(["-4", "addr"]).output().unwrap();
         let addrs = String::from_utf8_lossy(&out.stdout);
-        assert!(addrs.contains("127.0.0.1") && !addrs.contains("10.77."), "{addrs}");
+        assert!(
+            addrs.contains("127.0.0.1") && !addrs.contains("10.77."),
+            "{addrs}"
+        );
     }
     let listed = namespaces();
-    assert!(names.iter().all(|n| !listed.contains(n.as_str())), "{listed}");
+    assert!(
+        names.iter().all(|n| !listed.contains(n.as_str())),
+        "{listed}"
+    );
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! An event published to the local Nostr relay is read back, by a second
 //! client, with its signature intact; a replaceable event is replaced.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use std::time::Duration;
 
 use atoll_core::kinds;
@@ -38,7 +40,10 @@ async fn publish_and_read_back() {
         .kind(Kind::Custom(kinds::SEED_ADVERT))
         .author(keys.public_key())
         .identifier(d);
-    let events = reader.fetch_events(filter, Duration::from_secs(10)).await.unwrap();
+    let events = reader
+        .fetch_events(filter, Duration::from_secs(10))
+        .await
+        .unwrap();
     let events: Vec<Event> = events.into_iter().collect();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].id, second.id);
@@ -53,7 +58,10 @@ async fn publish_and_read_back() {
         assert!(out.success.is_empty(), "{out:?}");
     }
     let filter = Filter::new().kind(Kind::Custom(kinds::SEED_ADVERT));
-    let events = reader.fetch_events(filter, Duration::from_secs(10)).await.unwrap();
+    let events = reader
+        .fetch_events(filter, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(events.len(), 1);
     assert!(events.into_iter().all(|e| e.content == "{\"size\":2}"));
     relay.shutdown();

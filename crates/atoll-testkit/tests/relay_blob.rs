@@ -2,6 +2,8 @@
 //! transport of their own, and (as root) inside a network namespace that
 //! has nothing but loopback: nothing can have left the machine.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use atoll_core::ContentId;
 use atoll_testkit::{TestRelay, netns, relay::relay_only_endpoint};
 use iroh::{EndpointAddr, protocol::Router};

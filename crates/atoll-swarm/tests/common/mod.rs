@@ -1,6 +1,8 @@
 //! Helpers shared by the swarm tests: nodes on loopback, test data, an
 //! HTTP origin that can serve good, wrong, truncated or failing bodies.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 #![allow(dead_code)]
 
 use std::{
@@ -75,7 +77,9 @@ impl TestNode {
     }
 
     pub fn data_file(&self, id: &ContentId) -> std::path::PathBuf {
-        self.dir.state().join(format!("blobs/data/{}.data", id.to_hex()))
+        self.dir
+            .state()
+            .join(format!("blobs/data/{}.data", id.to_hex()))
     }
 }
 
