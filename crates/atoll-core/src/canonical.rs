@@ -150,7 +150,10 @@ mod tests {
         );
         // Same document, different spelling: same bytes.
         assert_eq!(canon(r#"{"a":"\u00e9"}"#), canon("{\"a\":\"é\"}"));
-        assert_eq!(canon(r#"{"n":18446744073709551615}"#), r#"{"n":18446744073709551615}"#);
+        assert_eq!(
+            canon(r#"{"n":18446744073709551615}"#),
+            r#"{"n":18446744073709551615}"#
+        );
     }
 
     #[test]
@@ -166,14 +169,19 @@ mod tests {
         ] {
             assert!(canonicalize(bad.as_bytes()).is_err(), "{bad}");
         }
-        let err = canonicalize(br#"{"k":{"d":1,"d":1}}"#).unwrap_err().to_string();
+        let err = canonicalize(br#"{"k":{"d":1,"d":1}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("duplicate key"), "{err}");
     }
 
     #[test]
     fn refuses_oversized_and_deeply_nested() {
         let big = vec![b' '; MAX_DOCUMENT_BYTES + 1];
-        assert!(matches!(canonicalize(&big), Err(CanonicalError::TooLarge { .. })));
+        assert!(matches!(
+            canonicalize(&big),
+            Err(CanonicalError::TooLarge { .. })
+        ));
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(canonicalize(deep.as_bytes()).is_err());
     }

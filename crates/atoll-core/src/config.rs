@@ -92,8 +92,12 @@ pub fn load_from<T: DeserializeOwned>(
         .collect();
     env.sort();
     for (var, value) in env {
-        apply_override(&mut table, &var[env_prefix.len()..], &value)
-            .map_err(|reason| ConfigError::BadOverride { var: var.clone(), reason })?;
+        apply_override(&mut table, &var[env_prefix.len()..], &value).map_err(|reason| {
+            ConfigError::BadOverride {
+                var: var.clone(),
+                reason,
+            }
+        })?;
         overridden.push(var);
     }
     let origin = match (path, overridden.is_empty()) {
@@ -187,8 +191,10 @@ impl Secret {
 
     /// Reads a systemd credential (`LoadCredential=name:…`).
     pub fn from_credential(name: &str) -> Result<Self, SecretError> {
-        let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| SecretError::NoCredentials {
-            name: name.to_owned(),
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+            SecretError::NoCredentials {
+                name: name.to_owned(),
+            }
         })?;
         Self::from_file(&Path::new(&dir).join(name))
     }
@@ -234,7 +240,10 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -249,7 +258,11 @@ mod tests {
         let c: Cfg = load_from(
             Some(&p),
             "T_",
-            env(&[("T_PORT", "10"), ("T_NOSTR__RELAYS", "[\"ws://b\", \"ws://c\"]"), ("T_NAME", "my node")]),
+            env(&[
+                ("T_PORT", "10"),
+                ("T_NOSTR__RELAYS", "[\"ws://b\", \"ws://c\"]"),
+                ("T_NAME", "my node"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.port, 10);
@@ -266,21 +279,33 @@ mod tests {
         assert!(matches!(err, ConfigError::Read { .. }));
         // Unknown key, with the file named in the message.
         fs::write(&p, "prot = 9\n").unwrap();
-        let err = load_from::<Cfg>(Some(&p), "T_", env(&[])).unwrap_err().to_string();
+        let err = load_from::<Cfg>(Some(&p), "T_", env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("prot") && err.contains("c.toml"), "{err}");
         // Bad type.
         fs::write(&p, "port = \"nine\"\n").unwrap();
-        assert!(matches!(load_from::<Cfg>(Some(&p), "T_", env(&[])), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(
+            load_from::<Cfg>(Some(&p), "T_", env(&[])),
+            Err(ConfigError::Invalid { .. })
+        ));
         // Out of range.
         fs::write(&p, "port = 70000\n").unwrap();
         assert!(load_from::<Cfg>(Some(&p), "T_", env(&[])).is_err());
         // Syntax.
         fs::write(&p, "port = \n").unwrap();
-        assert!(matches!(load_from::<Cfg>(Some(&p), "T_", env(&[])), Err(ConfigError::Syntax { .. })));
+        assert!(matches!(
+            load_from::<Cfg>(Some(&p), "T_", env(&[])),
+            Err(ConfigError::Syntax { .. })
+        ));
         // Unknown override key and a bad override value name the variable.
-        let err = load_from::<Cfg>(None, "T_", env(&[("T_PROT", "1")])).unwrap_err().to_string();
+        let err = load_from::<Cfg>(None, "T_", env(&[("T_PROT", "1")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("T_PROT"), "{err}");
-        let err = load_from::<Cfg>(None, "T_", env(&[("T_PORT", "x")])).unwrap_err().to_string();
+        let err = load_from::<Cfg>(None, "T_", env(&[("T_PORT", "x")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("T_PORT"), "{err}");
         assert!(matches!(
             load_from::<Cfg>(None, "T_", env(&[("T_NOSTR____X", "1")])),
@@ -288,7 +313,9 @@ mod tests {
         ));
         // `port` is a number, not a table: the merged config is refused,
         // naming the variable that did it.
-        let err = load_from::<Cfg>(None, "T_", env(&[("T_PORT__X", "1")])).unwrap_err().to_string();
+        let err = load_from::<Cfg>(None, "T_", env(&[("T_PORT__X", "1")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("T_PORT__X"), "{err}");
         fs::write(&p, "port = 9\n").unwrap();
         assert!(matches!(
@@ -306,7 +333,10 @@ mod tests {
         assert_eq!(s.expose(), "hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
         fs::write(&p, "\n").unwrap();
-        assert!(matches!(Secret::from_file(&p), Err(SecretError::Empty { .. })));
+        assert!(matches!(
+            Secret::from_file(&p),
+            Err(SecretError::Empty { .. })
+        ));
         assert!(Secret::from_file(&dir.path().join("none")).is_err());
     }
 }

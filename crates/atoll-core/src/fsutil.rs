@@ -76,7 +76,9 @@ pub fn quarantined(path: &Path) -> io::Result<Vec<PathBuf>> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let prefix = format!(
         "{}.bad.",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     );
     let mut found = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -99,7 +101,10 @@ mod tests {
         let path = dir.path().join("k");
         write_private_atomic(&path, b"one", false).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"one");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let err = write_private_atomic(&path, b"two", false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&path).unwrap(), b"one");

@@ -86,7 +86,8 @@ impl ContentId {
             return Err(ContentIdError::NotHex { position, found });
         }
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(s, &mut bytes).map_err(|_| ContentIdError::WrongLength { len: s.len() })?;
+        hex::decode_to_slice(s, &mut bytes)
+            .map_err(|_| ContentIdError::WrongLength { len: s.len() })?;
         Ok(Self(bytes))
     }
 }
@@ -192,13 +193,19 @@ mod tests {
         let bad = format!("blake3:{}g", &hex[1..]);
         assert_eq!(
             bad.parse::<ContentId>(),
-            Err(ContentIdError::NotHex { position: 63, found: 'g' })
+            Err(ContentIdError::NotHex {
+                position: 63,
+                found: 'g'
+            })
         );
         // Uppercase is refused: one content, one spelling.
         let upper = format!("blake3:{}", hex.to_uppercase());
         assert!(matches!(
             upper.parse::<ContentId>(),
-            Err(ContentIdError::NotHex { position: 0, found: 'A' })
+            Err(ContentIdError::NotHex {
+                position: 0,
+                found: 'A'
+            })
         ));
         // Multi-byte characters are counted, not sliced.
         let multi = format!("blake3:{}é", &hex[2..]);

@@ -136,7 +136,11 @@ impl NodeKey {
 
 impl fmt::Debug for NodeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeKey(public {})", hex::encode(self.public().as_bytes()))
+        write!(
+            f,
+            "NodeKey(public {})",
+            hex::encode(self.public().as_bytes())
+        )
     }
 }
 
@@ -209,15 +213,17 @@ fn read_key<T>(path: &Path, decode: impl FnOnce(&str) -> Result<T, String>) -> R
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(match fsutil::quarantined(path).ok().and_then(|mut q| q.pop()) {
-                Some(quarantined) => KeyError::Quarantined {
-                    path: path.to_owned(),
-                    quarantined,
+            return Err(
+                match fsutil::quarantined(path).ok().and_then(|mut q| q.pop()) {
+                    Some(quarantined) => KeyError::Quarantined {
+                        path: path.to_owned(),
+                        quarantined,
+                    },
+                    None => KeyError::Missing {
+                        path: path.to_owned(),
+                    },
                 },
-                None => KeyError::Missing {
-                    path: path.to_owned(),
-                },
-            });
+            );
         }
         Err(e) => return Err(io_err(path)(e)),
     };
@@ -354,7 +360,10 @@ mod tests {
         assert_eq!(made.nostr.npub(), loaded.nostr.npub());
         assert!(loaded.nostr.npub().starts_with("npub1"));
         for p in [kd.node_path(), kd.nostr_path()] {
-            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         assert!(matches!(kd.init(), Err(KeyError::Exists { .. })));
         assert_eq!(kd.load().unwrap().node.to_bytes(), made.node.to_bytes());
@@ -380,7 +389,10 @@ mod tests {
         assert_eq!(fs::read_to_string(moved_to).unwrap(), "zz not a key\n");
         assert!(!kd.node_path().exists());
         // A daemon restart must not quietly mint a new identity.
-        assert!(matches!(kd.load_or_init(), Err(KeyError::Quarantined { .. })));
+        assert!(matches!(
+            kd.load_or_init(),
+            Err(KeyError::Quarantined { .. })
+        ));
         assert!(!kd.node_path().exists());
         assert!(err.to_string().contains("moved it to"));
     }
@@ -391,11 +403,17 @@ mod tests {
         let path = dir.path().join("node.key");
         for bad in [&b"abcd"[..], &[0xff, 0xfe, 0x00][..], &[b'a'; 65][..], b""] {
             fs::write(&path, bad).unwrap();
-            assert!(matches!(NodeKey::read(&path), Err(KeyError::Corrupt { .. })), "{bad:?}");
+            assert!(
+                matches!(NodeKey::read(&path), Err(KeyError::Corrupt { .. })),
+                "{bad:?}"
+            );
         }
         let npath = dir.path().join("nostr.key");
         fs::write(&npath, "nsec1qqqq\n").unwrap();
-        assert!(matches!(NostrKey::read(&npath), Err(KeyError::Corrupt { .. })));
+        assert!(matches!(
+            NostrKey::read(&npath),
+            Err(KeyError::Corrupt { .. })
+        ));
     }
 
     #[test]

@@ -48,7 +48,10 @@ pub async fn bind(path: &Path) -> io::Result<UnixListener> {
         Ok(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a socket; not removing it", path.display()),
+                format!(
+                    "{} exists and is not a socket; not removing it",
+                    path.display()
+                ),
             ));
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -110,13 +113,22 @@ impl ApiError {
     /// 500: logs `detail` and tells the caller only that it failed.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {detail}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error (see the service log)")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error (see the service log)",
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.message })).into_response()
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -155,6 +167,12 @@ pub enum ClientError {
     Decode(#[from] serde_json::Error),
 }
 
+fn error_message(bytes: &[u8]) -> String {
+    serde_json::from_slice::<ErrorBody>(bytes)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(bytes).chars().take(500).collect())
+}
+
 /// A client for one local API socket. Each request opens its own
 /// connection: these are low-rate control calls.
 #[derive(Debug, Clone)]
@@ -175,20 +193,15 @@ impl LocalClient {
         uri: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(u16, Bytes), ClientError> {
-        let stream = UnixStream::connect(&self.path)
-            .await
-            .map_err(|source| ClientError::Connect {
-                path: self.path.clone(),
-                source,
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        let conn = tokio::spawn(conn);
-        let mut req = Request::builder().method(method).uri(uri).header("host", "localhost");
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-        let resp = sender.send_request(req).await?;
+        let has_body = body.is_some();
+        let resp = self
+            .request(
+                method,
+                uri,
+                has_body.then_some("application/json"),
+                Full::new(Bytes::from(body.unwrap_or_default())),
+            )
+            .await?;
         let status = resp.status().as_u16();
         let limited = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES);
         let bytes = limited
@@ -196,8 +209,62 @@ impl LocalClient {
             .await
             .map_err(|_| ClientError::TooLarge)?
             .to_bytes();
-        conn.abort();
         Ok((status, bytes))
+    }
+
+    /// Sends a request with any body (e.g. a streamed upload) and returns
+    /// the response with its body unread (e.g. a streamed download).
+    pub async fn request<B>(
+        &self,
+        method: Method,
+        uri: &str,
+        content_type: Option<&str>,
+        body: B,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let stream =
+            UnixStream::connect(&self.path)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    path: self.path.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        // The connection task ends when the response body is done.
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "localhost");
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        Ok(sender.send_request(req.body(body)?).await?)
+    }
+
+    /// Turns a non-2xx answer into [`ClientError::Status`] with the
+    /// service's message.
+    pub async fn check(
+        resp: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let bytes = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Err(ClientError::Status {
+            status,
+            message: error_message(&bytes),
+        })
     }
 
     async fn json<T: DeserializeOwned>(
@@ -208,10 +275,10 @@ impl LocalClient {
     ) -> Result<T, ClientError> {
         let (status, bytes) = self.send(method, uri, body).await?;
         if !(200..300).contains(&status) {
-            let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|b| b.error)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(500).collect());
-            return Err(ClientError::Status { status, message });
+            return Err(ClientError::Status {
+                status,
+                message: error_message(&bytes),
+            });
         }
         Ok(serde_json::from_slice(&bytes)?)
     }
@@ -221,13 +288,24 @@ impl LocalClient {
         self.json(Method::GET, uri, None).await
     }
 
+    /// PUT with no body, decoding a JSON answer.
+    pub async fn put<T: DeserializeOwned>(&self, uri: &str) -> Result<T, ClientError> {
+        self.json(Method::PUT, uri, None).await
+    }
+
+    /// DELETE, decoding a JSON answer.
+    pub async fn delete<T: DeserializeOwned>(&self, uri: &str) -> Result<T, ClientError> {
+        self.json(Method::DELETE, uri, None).await
+    }
+
     /// POST a JSON body to `uri`, decoding a JSON answer.
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         uri: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        self.json(Method::POST, uri, Some(serde_json::to_vec(body)?)).await
+        self.json(Method::POST, uri, Some(serde_json::to_vec(body)?))
+            .await
     }
 }
 
@@ -238,9 +316,12 @@ mod tests {
 
     fn router() -> Router {
         Router::new()
-            .route("/hello/{name}", get(|UrlPath(name): UrlPath<String>| async move {
-                Json(serde_json::json!({ "hello": name }))
-            }))
+            .route(
+                "/hello/{name}",
+                get(|UrlPath(name): UrlPath<String>| async move {
+                    Json(serde_json::json!({ "hello": name }))
+                }),
+            )
             .route(
                 "/boom",
                 get(|| async { Err::<(), _>(ApiError::internal("secret db path /x/y")) }),
@@ -256,7 +337,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/api.sock");
         let listener = bind(&path).await.unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o660);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o660
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, router(), async {
             let _ = rx.await;
@@ -264,15 +348,24 @@ mod tests {
         let client = LocalClient::new(&path);
         let v: serde_json::Value = client.get("/hello/atoll").await.unwrap();
         assert_eq!(v["hello"], "atoll");
-        let v: serde_json::Value = client.post("/echo", &serde_json::json!({"a": 1})).await.unwrap();
+        let v: serde_json::Value = client
+            .post("/echo", &serde_json::json!({"a": 1}))
+            .await
+            .unwrap();
         assert_eq!(v["a"], 1);
         // Internal details stay in the log.
         let err = client.get::<serde_json::Value>("/boom").await.unwrap_err();
-        assert!(matches!(&err, ClientError::Status { status: 500, message } if !message.contains("/x/y")), "{err}");
+        assert!(
+            matches!(&err, ClientError::Status { status: 500, message } if !message.contains("/x/y")),
+            "{err}"
+        );
         let err = client.get::<serde_json::Value>("/nope").await.unwrap_err();
         assert!(matches!(err, ClientError::Status { status: 404, .. }));
         // A second server on a live socket is refused.
-        assert_eq!(bind(&path).await.unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(
+            bind(&path).await.unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
         tx.send(()).unwrap();
         server.await.unwrap().unwrap();
         // After a crash the stale socket file is replaced.

@@ -67,7 +67,11 @@ impl ServiceArgs {
     /// The runtime directory: `--runtime-dir`, else `$RUNTIME_DIRECTORY`,
     /// else `<state dir>/run`.
     pub fn runtime_dir(&self) -> Result<PathBuf, ServiceError> {
-        if let Some(dir) = self.runtime_dir.clone().or_else(|| first_dir("RUNTIME_DIRECTORY")) {
+        if let Some(dir) = self
+            .runtime_dir
+            .clone()
+            .or_else(|| first_dir("RUNTIME_DIRECTORY"))
+        {
             return Ok(dir);
         }
         Ok(self.state_dir()?.join("run"))
@@ -227,8 +231,14 @@ mod tests {
 
     #[test]
     fn watchdog_period_is_half_the_timeout() {
-        assert_eq!(watchdog_period(Duration::from_secs(30)), Duration::from_secs(15));
-        assert_eq!(watchdog_period(Duration::from_millis(1)), Duration::from_millis(10));
+        assert_eq!(
+            watchdog_period(Duration::from_secs(30)),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            watchdog_period(Duration::from_millis(1)),
+            Duration::from_millis(10)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,25 +246,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("notify");
         let listener = UnixDatagram::bind(&sock).unwrap();
-        listener.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        listener
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let n = Notifier::from_vars(Some(sock.into()), Some("40000"), Some("42"), 42);
         assert_eq!(n.watchdog_timeout(), Some(Duration::from_millis(40)));
         n.ready("serving");
         let mut buf = [0u8; 256];
         let len = listener.recv(&mut buf).unwrap();
         let msg = std::str::from_utf8(&buf[..len]).unwrap();
-        assert!(msg.contains("READY=1") && msg.contains("STATUS=serving"), "{msg}");
+        assert!(
+            msg.contains("READY=1") && msg.contains("STATUS=serving"),
+            "{msg}"
+        );
         let dog = n.spawn_watchdog().expect("watchdog configured");
         let len = listener.recv(&mut buf).unwrap();
-        assert_eq!(std::str::from_utf8(&buf[..len]).unwrap().trim(), "WATCHDOG=1");
+        assert_eq!(
+            std::str::from_utf8(&buf[..len]).unwrap().trim(),
+            "WATCHDOG=1"
+        );
         let len = listener.recv(&mut buf).unwrap();
-        assert_eq!(std::str::from_utf8(&buf[..len]).unwrap().trim(), "WATCHDOG=1");
+        assert_eq!(
+            std::str::from_utf8(&buf[..len]).unwrap().trim(),
+            "WATCHDOG=1"
+        );
         dog.abort();
         n.stopping();
         // Drain to the STOPPING message (a last tick may race the abort).
         loop {
             let len = listener.recv(&mut buf).unwrap();
-            if std::str::from_utf8(&buf[..len]).unwrap().contains("STOPPING=1") {
+            if std::str::from_utf8(&buf[..len])
+                .unwrap()
+                .contains("STOPPING=1")
+            {
                 break;
             }
         }
@@ -262,10 +286,26 @@ mod tests {
 
     #[test]
     fn watchdog_is_only_for_the_named_pid() {
-        assert!(Notifier::from_vars(None, Some("40000"), Some("41"), 42).watchdog_timeout().is_none());
-        assert!(Notifier::from_vars(None, Some("0"), None, 42).watchdog_timeout().is_none());
-        assert!(Notifier::from_vars(None, Some("junk"), None, 42).watchdog_timeout().is_none());
-        assert!(Notifier::from_vars(None, None, None, 42).spawn_watchdog().is_none());
+        assert!(
+            Notifier::from_vars(None, Some("40000"), Some("41"), 42)
+                .watchdog_timeout()
+                .is_none()
+        );
+        assert!(
+            Notifier::from_vars(None, Some("0"), None, 42)
+                .watchdog_timeout()
+                .is_none()
+        );
+        assert!(
+            Notifier::from_vars(None, Some("junk"), None, 42)
+                .watchdog_timeout()
+                .is_none()
+        );
+        assert!(
+            Notifier::from_vars(None, None, None, 42)
+                .spawn_watchdog()
+                .is_none()
+        );
         // No socket: calls are harmless no-ops.
         Notifier::from_vars(None, None, None, 42).ready("x");
     }
@@ -276,7 +316,9 @@ mod tests {
         let name = format!("atoll-test-{}", std::process::id());
         let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         let listener = UnixDatagram::bind_addr(&addr).unwrap();
-        listener.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        listener
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         Notifier::from_vars(Some(format!("@{name}").into()), None, None, 1).status("hi");
         let mut buf = [0u8; 64];
         let len = listener.recv(&mut buf).unwrap();

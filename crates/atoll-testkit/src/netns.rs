@@ -26,7 +26,10 @@ pub fn available() -> bool {
         .output()
         .map(|o| o.stdout.starts_with(b"0\n"))
         .unwrap_or(false);
-    root && Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success())
+    root && Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn ip(args: &[&str]) -> Result<Output> {
@@ -85,7 +88,13 @@ impl Lab {
 
     /// Joins two hosts with a veth pair and gives each end an address in
     /// CIDR form (`10.0.1.1/24`). Returns the interface names (a, b).
-    pub fn link(&mut self, a: &Host, a_addr: &str, b: &Host, b_addr: &str) -> Result<(String, String)> {
+    pub fn link(
+        &mut self,
+        a: &Host,
+        a_addr: &str,
+        b: &Host,
+        b_addr: &str,
+    ) -> Result<(String, String)> {
         let n = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
         // Interface names are at most 15 bytes.
         let ia = format!("v{:x}{n}a", self.pid & 0xfffff);
@@ -117,7 +126,9 @@ fn sweep_stale() -> Result<()> {
     let out = ip(&["netns", "list"])?;
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let ns = line.split_whitespace().next().unwrap_or_default();
-        let Some(rest) = ns.strip_prefix(PREFIX) else { continue };
+        let Some(rest) = ns.strip_prefix(PREFIX) else {
+            continue;
+        };
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
@@ -159,7 +170,11 @@ impl Host {
             .args(["-qw", "net.ipv4.ip_forward=1"])
             .output()?;
         if !out.status.success() {
-            bail!("sysctl in {}: {}", self.ns, String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "sysctl in {}: {}",
+                self.ns,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(())
     }
@@ -198,7 +213,8 @@ where
     T: Send + 'static,
 {
     std::thread::spawn(move || -> Result<T> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .context("unshare(CLONE_NEWNET)")?;
         // `ip` forks from this thread and so acts on the new namespace.
         ip(&["link", "set", "lo", "up"])?;
         let rt = tokio::runtime::Builder::new_current_thread()

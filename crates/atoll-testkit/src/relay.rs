@@ -37,9 +37,7 @@ impl TestRelayBuilder {
 
     /// Starts the relay.
     pub async fn spawn(self) -> Result<TestRelay> {
-        let addr = self
-            .bind
-            .unwrap_or_else(|| (Ipv4Addr::LOCALHOST, 0).into());
+        let addr = self.bind.unwrap_or_else(|| (Ipv4Addr::LOCALHOST, 0).into());
         let mut relay = server::RelayConfig::new(addr);
         if let Some(access) = self.access {
             relay.access = access;

@@ -27,9 +27,8 @@ async fn main() -> Result<()> {
     let mut origin_dir: Option<std::path::PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = || -> Result<SocketAddr> {
-            Ok(args.next().unwrap_or_else(|| usage()).parse()?)
-        };
+        let mut value =
+            || -> Result<SocketAddr> { Ok(args.next().unwrap_or_else(|| usage()).parse()?) };
         match a.as_str() {
             "--iroh-bind" => iroh_bind = value()?,
             "--nostr-bind" => nostr_bind = value()?,
