@@ -44,10 +44,21 @@ pub struct NodeConfig {
     /// Default: `<state dir>/keys`.
     #[serde(default)]
     pub key_dir: Option<PathBuf>,
+    /// Lifetime of the admission token (kind 27235, signed with the node's
+    /// Nostr key) sent to each relay, in seconds. iroh sends one token per
+    /// endpoint lifetime, so the daemon restarts itself (exit code 75;
+    /// systemd restarts it) at 80% of this to renew it. Default 604800
+    /// (7 days, the most a relay accepts); at least 3600.
+    #[serde(default = "default_token_ttl")]
+    pub relay_token_ttl_secs: u64,
 }
 
 fn default_bind() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 4919))
+}
+
+fn default_token_ttl() -> u64 {
+    atoll_core::admission::MAX_TTL.as_secs()
 }
 
 impl Default for NodeConfig {
@@ -56,6 +67,7 @@ impl Default for NodeConfig {
             bind: default_bind(),
             relays: Vec::new(),
             key_dir: None,
+            relay_token_ttl_secs: default_token_ttl(),
         }
     }
 }
@@ -178,6 +190,12 @@ pub struct InvalidConfig(pub String);
 impl SwarmConfig {
     /// Checks values serde cannot: ranges and URL shapes.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let max_ttl = atoll_core::admission::MAX_TTL.as_secs();
+        if !(3600..=max_ttl).contains(&self.node.relay_token_ttl_secs) {
+            return Err(InvalidConfig(format!(
+                "node.relay_token_ttl_secs must be between 3600 and {max_ttl}"
+            )));
+        }
         if self.nostr.advert_ttl_secs < 60 {
             return Err(InvalidConfig(
                 "nostr.advert_ttl_secs must be at least 60".into(),
@@ -263,6 +281,8 @@ quota_bytes = 1000000
             "[node]\nrelays = [\"not a url\"]\n",
             "[nostr]\nrelays = [\"http://x\"]\n",
             "[nostr]\nadvert_ttl_secs = 5\n",
+            "[node]\nrelay_token_ttl_secs = 60\n",
+            "[node]\nrelay_token_ttl_secs = 99999999\n",
             "[fetch]\norigins = [\"ftp://x\"]\n",
             "[fetch]\npeer_timeout_secs = 0\n",
             "[storage]\nquota = 5\n",

@@ -27,7 +27,8 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Exit::Stopped) => ExitCode::SUCCESS,
+        Ok(Exit::RenewTokens) => ExitCode::from(EXIT_RENEW),
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("atoll-swarmd: {e:#}");
@@ -36,12 +37,21 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+/// Exit code asking the service manager for a restart to renew the relay
+/// admission tokens (EX_TEMPFAIL).
+const EXIT_RENEW: u8 = 75;
+
+enum Exit {
+    Stopped,
+    RenewTokens,
+}
+
+async fn run(args: Args) -> anyhow::Result<Exit> {
     let config: SwarmConfig = args.service.load_config(ENV_PREFIX)?;
     config.validate()?;
     if args.service.check_config {
         service::report_config_ok(args.service.config.as_deref(), &config);
-        return Ok(());
+        return Ok(Exit::Stopped);
     }
     let state_dir = args.service.state_dir()?;
     let socket = match &config.api.socket {
@@ -58,11 +68,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(node_id = %status.node_id, socket = %socket.display(), "swarm node up");
     notifier.ready(&format!("serving {} blobs", status.blobs));
     let watchdog = notifier.spawn_watchdog();
-    service::shutdown_signal().await;
+    let renewal = node.token_renewal_due();
+    let exit = tokio::select! {
+        _ = service::shutdown_signal() => Exit::Stopped,
+        _ = async {
+            match renewal {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        } => {
+            tracing::info!("relay admission tokens are due for renewal; restarting (exit {EXIT_RENEW})");
+            Exit::RenewTokens
+        }
+    };
     notifier.stopping();
     if let Some(w) = watchdog {
         w.abort();
     }
     node.shutdown().await;
-    Ok(())
+    Ok(exit)
 }

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use atoll_core::{ContentId, KeyDir, NodeKeys, local_api, net::endpoint_builder};
+use atoll_core::{ContentId, KeyDir, NodeKeys, admission, local_api, net::endpoint_builder};
 use iroh::{Endpoint, EndpointAddr, RelayMap, protocol::Router};
 use iroh_blobs::BlobsProtocol;
 use serde::Serialize;
@@ -218,10 +218,26 @@ impl NodeBuilder {
         )
         .await?;
 
+        // Every relay gets an admission token bound to this endpoint.
+        let token_ttl = Duration::from_secs(config.node.relay_token_ttl_secs);
         let relay_map = if config.node.relays.is_empty() {
             None
         } else {
-            Some(RelayMap::from_iter(config.node.relays.iter().cloned()))
+            let map = RelayMap::empty();
+            for url in &config.node.relays {
+                let token = admission::sign(
+                    keys.nostr.keys(),
+                    url.as_str(),
+                    &keys.node.endpoint_id(),
+                    token_ttl,
+                )
+                .map_err(|e| StartError::Other(format!("admission token for {url}: {e}")))?;
+                map.insert(
+                    url.clone(),
+                    Arc::new(iroh::RelayConfig::new(url.clone(), None).with_auth_token(token)),
+                );
+            }
+            Some(map)
         };
         let endpoint = endpoint_builder(keys.node.to_iroh(), relay_map)
             .alpns(vec![iroh_blobs::ALPN.to_vec()])
@@ -415,6 +431,14 @@ impl Node {
     /// The local API socket, if one was bound.
     pub fn socket(&self) -> Option<&Path> {
         self.socket.as_deref()
+    }
+
+    /// When the relay admission tokens should be renewed (80% of their
+    /// lifetime after start), if the node uses relays. Renewal needs a new
+    /// endpoint: the daemon restarts.
+    pub fn token_renewal_due(&self) -> Option<Duration> {
+        (!self.state.config.node.relays.is_empty())
+            .then(|| Duration::from_secs(self.state.config.node.relay_token_ttl_secs) * 4 / 5)
     }
 
     /// Stops everything: API, adverts, router (and with it the store).
