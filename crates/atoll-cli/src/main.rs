@@ -14,6 +14,9 @@ use atoll_core::{
 };
 use clap::{Parser, Subcommand};
 
+mod blob;
+mod relay;
+
 /// The admin tool of an Atoll home server.
 ///
 /// Examples:
@@ -23,9 +26,15 @@ use clap::{Parser, Subcommand};
 ///   atoll doc keygen release.key      make a document-signing key
 ///   atoll doc sign --key release.key manifest.json
 ///   atoll doc verify manifest.json --trust ed25519:… --threshold 1
+///   atoll blob add film.mp4           add a file to the swarm node
+///   atoll blob get blake3:… -o film.mp4
+///   atoll status                      what the swarm node is doing
 #[derive(Debug, Parser)]
 #[command(name = "atoll", version, verbatim_doc_comment)]
 struct Cli {
+    /// The swarm node's local API socket.
+    #[arg(long, global = true, env = "ATOLL_SWARM_SOCKET", default_value = blob::DEFAULT_SOCKET)]
+    socket: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +53,14 @@ enum Command {
     /// Sign and verify documents (release manifests, catalogs, film entries).
     #[command(subcommand)]
     Doc(DocCmd),
+    /// Add, fetch, list, pin and remove blobs on the swarm node.
+    #[command(subcommand)]
+    Blob(blob::BlobCmd),
+    /// Show what the swarm node is doing.
+    Status,
+    /// Relay admission: members files, tokens, "does this relay admit me?".
+    #[command(subcommand)]
+    Relay(relay::RelayCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,8 +168,25 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Doc(cmd) => run_doc(cmd)?,
+        Command::Blob(cmd) => {
+            let client = atoll_core::local_api::LocalClient::new(&cli.socket);
+            runtime()?.block_on(blob::run(&client, cmd))?;
+        }
+        Command::Status => {
+            let client = atoll_core::local_api::LocalClient::new(&cli.socket);
+            runtime()?.block_on(blob::status(&client))?;
+        }
+        Command::Relay(cmd) => relay::run(cmd)?,
     }
     Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn print_keys(keys: &atoll_core::NodeKeys) {
@@ -231,12 +265,15 @@ fn run_doc(cmd: DocCmd) -> Result<()> {
                         .with_context(|| format!("bad trust file {}", path.display()))?;
                     TrustSet::new(set.threshold, set.keys)?
                 }
-                None if trust.is_empty() => bail!("no trusted keys: give --trust KEY_ID or --trust-file FILE"),
+                None if trust.is_empty() => {
+                    bail!("no trusted keys: give --trust KEY_ID or --trust-file FILE")
+                }
                 None => TrustSet::new(threshold, trust)?,
             };
             let document = read_doc(&doc)?;
             let sig = sig_path(&doc, sig);
-            let bytes = std::fs::read(&sig).with_context(|| format!("cannot read {}", sig.display()))?;
+            let bytes =
+                std::fs::read(&sig).with_context(|| format!("cannot read {}", sig.display()))?;
             let sigs: Signatures = serde_json::from_slice(&bytes)
                 .with_context(|| format!("{} is not a signature file", sig.display()))?;
             let verified = trust
