@@ -1,0 +1,110 @@
+//! `atoll-walletd`'s configuration (TOML, `ATOLL_WALLETD_` overrides). Every
+//! field's doc gives its default; unknown keys are errors.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::wallet::{Budget, normalize_mint_url};
+
+/// Environment override prefix of `atoll-walletd`.
+pub const ENV_PREFIX: &str = "ATOLL_WALLETD_";
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletConfig {
+    /// The seed and the mints.
+    #[serde(default)]
+    pub wallet: WalletSection,
+    /// Spending limits.
+    #[serde(default)]
+    pub budget: Budget,
+    /// The local API.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// The seed and the mints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSection {
+    /// File holding the BIP-39 mnemonic (created on first start, mode
+    /// 0600). Default: `<state dir>/keys/wallet.seed`.
+    #[serde(default)]
+    pub seed_file: Option<PathBuf>,
+    /// Mints added to the trust list at start (the list itself is kept in
+    /// the state directory and edited through the API). Default: none.
+    #[serde(default)]
+    pub trusted_mints: Vec<String>,
+}
+
+/// The local API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Unix socket path (mode 0660). Default: `<runtime dir>/walletd.sock`.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+}
+
+/// A config value that makes no sense.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config: {0}")]
+pub struct InvalidConfig(pub String);
+
+impl WalletConfig {
+    /// Checks values serde cannot: mint URLs and budget order.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        for mint in &self.wallet.trusted_mints {
+            normalize_mint_url(mint).map_err(|_| {
+                InvalidConfig(format!("wallet.trusted_mints: `{mint}` is not a URL"))
+            })?;
+        }
+        if self.budget.per_payment_sat > self.budget.per_day_sat {
+            return Err(InvalidConfig(
+                "budget.per_payment_sat is above budget.per_day_sat".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(
+        toml: &str,
+        env: &[(&str, &str)],
+    ) -> Result<WalletConfig, atoll_core::config::ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("walletd.toml");
+        std::fs::write(&path, toml).unwrap();
+        atoll_core::config::load_from(
+            Some(&path),
+            ENV_PREFIX,
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = load(
+            "[wallet]\ntrusted_mints = [\"http://127.0.0.1:3338\"]\n",
+            &[("ATOLL_WALLETD_BUDGET__PER_DAY_SAT", "500")],
+        )
+        .unwrap();
+        assert_eq!(config.budget.per_day_sat, 500);
+        assert_eq!(config.budget.per_payment_sat, 1_000);
+        assert_eq!(config.wallet.trusted_mints.len(), 1);
+        assert!(config.validate().is_err(), "per payment above per day");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_errors() {
+        assert!(load("[wallet]\ntrusted_mint = []\n", &[]).is_err());
+        let config = load("[wallet]\ntrusted_mints = [\"not a url\"]\n", &[]).unwrap();
+        assert!(config.validate().is_err());
+    }
+}

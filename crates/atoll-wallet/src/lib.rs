@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+
+pub mod api;
+pub mod config;
+pub mod pay;
+pub mod seed;
+pub mod store;
+pub mod wallet;
+
+pub use config::WalletConfig;
+pub use pay::{CrashPoint, PayError, PayRequest, Payment, ResumeReport, Route};
+pub use store::{HistoryEntry, SwapStep};
+pub use wallet::{
+    Balance, Budget, Invoice, InvoicePaid, MintError, ReceiveError, Received, Restored, Wallet,
+    WalletBuilder, WalletError, normalize_mint_url,
+};

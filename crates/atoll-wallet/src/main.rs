@@ -1,0 +1,66 @@
+//! `atoll-walletd`: this handles only the command line and config loading;
+//! the wallet lives in the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use atoll_core::local_api;
+use atoll_core::service::{self, Notifier, ServiceArgs};
+use atoll_wallet::{Wallet, WalletConfig, config::ENV_PREFIX};
+use clap::Parser;
+
+/// The Atoll wallet: Cashu ecash over several trusted mints, within budgets.
+#[derive(Debug, Parser)]
+#[command(name = "atoll-walletd", version)]
+struct Args {
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    service::main("atoll-walletd", || async {
+        run(args).await?;
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config: WalletConfig = args.service.load_config(ENV_PREFIX)?;
+    config.validate()?;
+    if args.service.check_config {
+        service::report_config_ok(args.service.config.as_deref(), &config);
+        return Ok(());
+    }
+    let state_dir = args.service.state_dir()?;
+    let socket = match &config.api.socket {
+        Some(p) => p.clone(),
+        None => args.service.runtime_dir()?.join("walletd.sock"),
+    };
+    let mut builder = Wallet::builder(&state_dir)
+        .budget(config.budget)
+        .trust(config.wallet.trusted_mints.iter().cloned());
+    if let Some(seed) = &config.wallet.seed_file {
+        builder = builder.seed_file(seed);
+    }
+    let notifier = Notifier::from_env();
+    let wallet = builder.open().await.context("opening the wallet")?;
+    let listener = local_api::bind(&socket)
+        .await
+        .with_context(|| format!("binding {}", socket.display()))?;
+    let balance = wallet.balance().await.context("reading the balance")?;
+    tracing::info!(socket = %socket.display(), total_sat = balance.total_sat, "wallet up");
+    notifier.ready(&format!("holding {} sat", balance.total_sat));
+    let watchdog = notifier.spawn_watchdog();
+    let served = local_api::serve(
+        listener,
+        atoll_wallet::api::router(wallet),
+        service::shutdown_signal(),
+    )
+    .await;
+    notifier.stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    served.context("serving the local API")
+}

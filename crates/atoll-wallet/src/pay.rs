@@ -1,0 +1,764 @@
+//! Paying a peer: plan Direct (send a token from a mint the payee accepts)
+//! before Swap (melt at a held trusted mint to pay an invoice of an accepted
+//! trusted mint, mint there, send), within the fee cap and the budgets;
+//! refuse with a typed error otherwise, so the caller falls back to the
+//! origin.
+//!
+//! A swap is crash-safe: each step is journalled before it is taken
+//! ([`SwapStep`]), and [`Wallet::resume`] settles unfinished swaps on start:
+//! a swap that never paid is abandoned, a paid invoice is minted exactly
+//! once at the target, and an invoice is never paid twice (the melt state at
+//! the source is checked; resume never melts).
+
+use std::collections::HashMap;
+use std::sync::PoisonError;
+
+use cdk::Amount;
+use cdk::amount::SplitTarget;
+use cdk::nuts::{MeltQuoteState, MintQuoteState, PaymentMethod};
+use cdk::wallet::SendOptions;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{StoreError, SwapField, SwapRecord, SwapStep};
+use crate::wallet::{MintError, Wallet, call, normalize_mint_url};
+
+/// A payment asked of the wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayRequest {
+    /// Mints whose ecash the payee accepts, in its order of preference.
+    pub accepted_mints: Vec<String>,
+    /// What the payee must receive, in sat.
+    pub amount_sat: u64,
+    /// The most this payment may cost in fees, in sat.
+    pub max_fee_sat: u64,
+    /// What the payment is for (kept in the history).
+    #[serde(default)]
+    pub purpose: String,
+}
+
+/// How a payment was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Route {
+    /// From ecash already held at the payee's mint.
+    Direct,
+    /// Through Lightning from another mint.
+    Swap {
+        /// The mint that melted.
+        from: String,
+    },
+}
+
+/// A payment made: the token for the payee and what it cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    /// The Cashu token (`cashuB…`) to hand to the payee.
+    pub token: String,
+    /// The token's mint.
+    pub mint: String,
+    /// What the payee receives after redeeming, in sat.
+    pub amount_sat: u64,
+    /// Fees actually paid (input fees, routing fee), in sat.
+    pub fee_sat: u64,
+    /// How it was paid.
+    pub route: Route,
+}
+
+/// Where a simulated crash happens: just before a step is taken (its intent
+/// journalled) or just after (taken, not yet journalled as done).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CrashPoint {
+    /// The intent is journalled; the step is not taken.
+    Before(SwapStep),
+    /// The step is taken; the journal does not know yet.
+    After(SwapStep),
+}
+
+/// Why a payment was not made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayError {
+    /// Nothing to pay.
+    #[error("the amount must be more than 0 sat")]
+    ZeroAmount,
+    /// The payment does not fit the budget.
+    #[error("{needed_sat} sat is over the budget ({left_sat} sat left)")]
+    OverBudget {
+        /// Amount (plus fees when known).
+        needed_sat: u64,
+        /// What the budgets allow now.
+        left_sat: u64,
+    },
+    /// Neither a direct payment nor a swap fits the balance, trust list,
+    /// fee cap or budget. Nothing was spent.
+    #[error("no way to pay: {}", reasons.join("; "))]
+    NoRoute {
+        /// Why each option was turned down.
+        reasons: Vec<String>,
+    },
+    /// A mint failed after value started to move; the swap journal keeps the
+    /// rest and [`Wallet::resume`] settles it.
+    #[error("payment failed: {0}")]
+    Mint(#[from] MintError),
+    /// The melt's outcome is not known yet; the journal keeps the swap and
+    /// [`Wallet::resume`] settles it (never paying twice).
+    #[error("swap {swap_id} is unsettled ({detail}); it will be resumed")]
+    SwapPending {
+        /// Journal entry.
+        swap_id: i64,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A simulated crash ([`Wallet::set_crash_point`]).
+    #[error("simulated crash at {0:?}")]
+    Crashed(CrashPoint),
+    /// Atoll's database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl PayError {
+    /// Whether the wallet refused up front (nothing spent), so the caller
+    /// should fall back to the origin.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            PayError::ZeroAmount | PayError::OverBudget { .. } | PayError::NoRoute { .. }
+        )
+    }
+}
+
+/// What [`Wallet::resume`] did with the open journal entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeReport {
+    /// Swaps closed, with how they ended.
+    pub finished: Vec<(i64, String)>,
+    /// Swaps that cannot be settled yet (a mint down, a payment pending).
+    pub pending: Vec<i64>,
+}
+
+impl ResumeReport {
+    /// Nothing was open.
+    pub fn is_empty(&self) -> bool {
+        self.finished.is_empty() && self.pending.is_empty()
+    }
+}
+
+/// Input fee (sat) of about as many proofs as `amount` needs, at
+/// `input_fee_ppk` parts per thousand per proof, rounded up.
+fn input_fee_estimate(input_fee_ppk: u64, amount: u64) -> u64 {
+    if input_fee_ppk == 0 {
+        return 0;
+    }
+    let proofs = u64::from(amount.count_ones()) + 4;
+    input_fee_ppk.saturating_mul(proofs).div_ceil(1000)
+}
+
+fn send_options() -> SendOptions {
+    SendOptions {
+        // The token carries the payee's redeem fee: it nets the amount.
+        include_fee: true,
+        ..SendOptions::default()
+    }
+}
+
+/// A swap that did not go ahead: why (nothing moved), or a real error.
+enum SwapFail {
+    Refused(String),
+    Error(PayError),
+}
+
+impl From<PayError> for SwapFail {
+    fn from(e: PayError) -> Self {
+        SwapFail::Error(e)
+    }
+}
+
+impl From<StoreError> for SwapFail {
+    fn from(e: StoreError) -> Self {
+        SwapFail::Error(e.into())
+    }
+}
+
+/// How one journal entry was settled.
+enum Settled {
+    Finished(String),
+    Pending,
+}
+
+impl Wallet {
+    /// Simulates a crash at `point` in the next swap: the swap returns
+    /// [`PayError::Crashed`] there, leaving the journal as a crash would.
+    /// Open a new [`Wallet`] on the same state directory to resume. For
+    /// tests.
+    pub fn set_crash_point(&self, point: Option<CrashPoint>) {
+        *self
+            .inner
+            .crash_point
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = point;
+    }
+
+    fn crash(&self, point: CrashPoint) -> Result<(), PayError> {
+        let mut armed = self
+            .inner
+            .crash_point
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *armed == Some(point) {
+            *armed = None;
+            return Err(PayError::Crashed(point));
+        }
+        Ok(())
+    }
+
+    /// Pays `request.amount_sat` to a payee that accepts ecash of
+    /// `request.accepted_mints`: directly when enough of an accepted mint's
+    /// ecash is held, else by a swap from another trusted mint into an
+    /// accepted trusted one.
+    pub async fn pay(&self, request: &PayRequest) -> Result<Payment, PayError> {
+        let _guard = self.inner.pay_lock.lock().await;
+        let amount = request.amount_sat;
+        if amount == 0 {
+            return Err(PayError::ZeroAmount);
+        }
+        let left = self.budget_left()?;
+        if amount > left {
+            return Err(PayError::OverBudget {
+                needed_sat: amount,
+                left_sat: left,
+            });
+        }
+        let mut reasons = Vec::new();
+        let mut accepted = Vec::new();
+        for mint in &request.accepted_mints {
+            match normalize_mint_url(mint) {
+                Ok(m) if !accepted.contains(&m) => accepted.push(m),
+                Ok(_) => {}
+                Err(_) => reasons.push(format!("`{mint}` is not a mint URL")),
+            }
+        }
+
+        for mint in &accepted {
+            match self.try_direct(mint, request, left).await? {
+                Ok(payment) => return Ok(payment),
+                Err(reason) => reasons.push(reason),
+            }
+        }
+
+        let trusted = self.inner.store.trusted()?;
+        let targets: Vec<&String> = accepted.iter().filter(|m| trusted.contains(m)).collect();
+        if targets.is_empty() {
+            reasons.push("no accepted mint is trusted, so no swap".to_owned());
+        }
+        let mut sources = Vec::new();
+        for mint in &trusted {
+            let balance = self.mint_balance(mint).await.unwrap_or(0);
+            if balance > 0 {
+                sources.push((mint.clone(), balance));
+            }
+        }
+        sources.sort_by_key(|s| std::cmp::Reverse(s.1));
+        for target in targets {
+            let wallet_t = self.cdk(target)?;
+            let ppk_t = match call(target, "keysets", wallet_t.active_keyset()).await {
+                Ok(k) => k.input_fee_ppk,
+                Err(e) => {
+                    reasons.push(format!("swap into {target}: {e}"));
+                    continue;
+                }
+            };
+            let margin = 2 * input_fee_estimate(ppk_t, amount);
+            let mint_amount = amount.saturating_add(margin);
+            for (source, balance) in &sources {
+                if source == target {
+                    continue;
+                }
+                if *balance < mint_amount {
+                    reasons.push(format!(
+                        "swap {source} → {target}: holds {balance} sat, needs more than {mint_amount}"
+                    ));
+                    continue;
+                }
+                match self
+                    .swap(source, target, request, mint_amount, margin, left)
+                    .await
+                {
+                    Ok(payment) => return Ok(payment),
+                    Err(SwapFail::Refused(reason)) => {
+                        reasons.push(format!("swap {source} → {target}: {reason}"));
+                    }
+                    Err(SwapFail::Error(e)) => return Err(e),
+                }
+            }
+        }
+        if reasons.is_empty() {
+            reasons.push("no ecash held".to_owned());
+        }
+        Err(PayError::NoRoute { reasons })
+    }
+
+    /// A direct payment from `mint`: `Ok(Err(reason))` when it does not fit.
+    async fn try_direct(
+        &self,
+        mint: &str,
+        request: &PayRequest,
+        left: u64,
+    ) -> Result<Result<Payment, String>, PayError> {
+        let amount = request.amount_sat;
+        let balance = self.mint_balance(mint).await.unwrap_or(0);
+        if balance < amount {
+            return Ok(Err(format!(
+                "direct from {mint}: holds {balance} sat, {amount} needed"
+            )));
+        }
+        let wallet = self.cdk(mint)?;
+        let prepared = match call(
+            mint,
+            "prepare send",
+            wallet.prepare_send(Amount::from(amount), send_options()),
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(format!("direct from {mint}: {e}"))),
+        };
+        let fee = u64::from(prepared.fee());
+        let refusal = if fee > request.max_fee_sat {
+            Some(format!(
+                "direct from {mint}: fee {fee} sat above the cap of {} sat",
+                request.max_fee_sat
+            ))
+        } else if amount.saturating_add(fee) > left {
+            Some(format!(
+                "direct from {mint}: {} sat over the budget ({left} sat left)",
+                amount.saturating_add(fee)
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            if let Err(e) = prepared.cancel().await {
+                tracing::warn!(%mint, "cancelling a prepared send: {e}");
+            }
+            return Ok(Err(reason));
+        }
+        let spend = self
+            .inner
+            .store
+            .record_spend(amount.saturating_add(fee), None)?;
+        let token = match call(mint, "send", prepared.confirm(None)).await {
+            Ok(t) => t,
+            Err(e) => {
+                self.inner.store.drop_spend(spend)?;
+                return Err(e.into());
+            }
+        };
+        self.inner
+            .store
+            .add_history("pay", mint, amount, fee, &request.purpose)?;
+        tracing::info!(%mint, amount, fee, purpose = %request.purpose, "paid directly");
+        Ok(Ok(Payment {
+            token: token.to_string(),
+            mint: mint.to_owned(),
+            amount_sat: amount,
+            fee_sat: fee,
+            route: Route::Direct,
+        }))
+    }
+
+    /// Closes a swap that moved nothing, releasing its budget.
+    fn abandon(&self, id: i64, why: &str) -> Result<(), StoreError> {
+        self.inner.store.drop_swap_spend(id)?;
+        self.inner
+            .store
+            .finish_swap(id, &format!("abandoned: {why}"))
+    }
+
+    /// A swap from `source` into `target`, journalled step by step.
+    async fn swap(
+        &self,
+        source: &str,
+        target: &str,
+        request: &PayRequest,
+        mint_amount: u64,
+        margin: u64,
+        left: u64,
+    ) -> Result<Payment, SwapFail> {
+        let store = &self.inner.store;
+        let amount = request.amount_sat;
+        let wallet_s = self.cdk(source).map_err(PayError::from)?;
+        let wallet_t = self.cdk(target).map_err(PayError::from)?;
+
+        let id = store.begin_swap(source, target, amount, mint_amount, &request.purpose)?;
+        self.crash(CrashPoint::Before(SwapStep::MintQuote))?;
+        let mint_quote = match call(
+            target,
+            "mint quote",
+            wallet_t.mint_quote(
+                PaymentMethod::BOLT11,
+                Some(Amount::from(mint_amount)),
+                None,
+                None,
+            ),
+        )
+        .await
+        {
+            Ok(q) => q,
+            Err(e) => {
+                self.abandon(id, "no invoice from the target")?;
+                return Err(SwapFail::Refused(e.to_string()));
+            }
+        };
+        self.crash(CrashPoint::After(SwapStep::MintQuote))?;
+        store.set_swap_field(id, SwapField::MintQuoteId, &mint_quote.id)?;
+        store.set_swap_field(id, SwapField::Bolt11, &mint_quote.request)?;
+        store.step_done(id, SwapStep::MintQuote)?;
+
+        store.step_intent(id, SwapStep::MeltQuote)?;
+        self.crash(CrashPoint::Before(SwapStep::MeltQuote))?;
+        let melt_quote = match call(
+            source,
+            "melt quote",
+            wallet_s.melt_quote(
+                PaymentMethod::BOLT11,
+                mint_quote.request.clone(),
+                None,
+                None,
+            ),
+        )
+        .await
+        {
+            Ok(q) => q,
+            Err(e) => {
+                self.abandon(id, "no melt quote from the source")?;
+                return Err(SwapFail::Refused(e.to_string()));
+            }
+        };
+        self.crash(CrashPoint::After(SwapStep::MeltQuote))?;
+        store.set_swap_field(id, SwapField::MeltQuoteId, &melt_quote.id)?;
+        store.step_done(id, SwapStep::MeltQuote)?;
+
+        let ppk_s = call(source, "keysets", wallet_s.active_keyset())
+            .await
+            .map(|k| k.input_fee_ppk)
+            .unwrap_or(0);
+        let estimate = u64::from(melt_quote.fee_reserve)
+            .saturating_add(input_fee_estimate(ppk_s, mint_amount))
+            .saturating_add(margin);
+        if let Some(reason) = self.over_limits(request, estimate, left) {
+            self.abandon(id, &reason)?;
+            return Err(SwapFail::Refused(reason));
+        }
+        let spend = store.record_spend(amount.saturating_add(estimate), Some(id))?;
+
+        store.step_intent(id, SwapStep::MeltPaid)?;
+        self.crash(CrashPoint::Before(SwapStep::MeltPaid))?;
+        let prepared = match call(
+            source,
+            "prepare melt",
+            wallet_s.prepare_melt(&melt_quote.id, HashMap::new()),
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.abandon(id, "the source cannot melt")?;
+                return Err(SwapFail::Refused(e.to_string()));
+            }
+        };
+        let melt_estimate = u64::from(prepared.total_fee()).saturating_add(margin);
+        if let Some(reason) = self.over_limits(request, melt_estimate, left) {
+            if let Err(e) = prepared.cancel().await {
+                tracing::warn!(%source, "cancelling a prepared melt: {e}");
+            }
+            self.abandon(id, &reason)?;
+            return Err(SwapFail::Refused(reason));
+        }
+        let swap_fee = u64::from(prepared.swap_fee());
+        let finalized = match call(source, "melt", prepared.confirm()).await {
+            Ok(f) if f.state() == MeltQuoteState::Paid => f,
+            other => {
+                // Paid or not? Ask the mints rather than guess.
+                let err = match other {
+                    Ok(f) => format!("melt ended {}", f.state()),
+                    Err(e) => e.to_string(),
+                };
+                tracing::warn!(swap = id, "melt did not settle: {err}; checking");
+                if let Some(record) = store.swap(id)? {
+                    match self.settle(record).await {
+                        Ok(Settled::Finished(outcome)) if outcome.starts_with("abandoned") => {
+                            return Err(SwapFail::Refused(err));
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(swap = id, "settling: {e}"),
+                    }
+                }
+                return Err(SwapFail::Error(PayError::SwapPending {
+                    swap_id: id,
+                    detail: err,
+                }));
+            }
+        };
+        let melt_fee = u64::from(finalized.fee_paid()).saturating_add(swap_fee);
+        self.crash(CrashPoint::After(SwapStep::MeltPaid))?;
+        store.add_swap_fee(id, melt_fee)?;
+        store.step_done(id, SwapStep::MeltPaid)?;
+
+        store.step_intent(id, SwapStep::Minted)?;
+        self.crash(CrashPoint::Before(SwapStep::Minted))?;
+        call(
+            target,
+            "mint",
+            wallet_t.wait_and_mint_quote(
+                mint_quote.clone(),
+                SplitTarget::default(),
+                None,
+                crate::wallet::MINT_CALL_TIMEOUT,
+            ),
+        )
+        .await
+        .map_err(PayError::from)?;
+        self.crash(CrashPoint::After(SwapStep::Minted))?;
+        store.step_done(id, SwapStep::Minted)?;
+
+        store.step_intent(id, SwapStep::Sent)?;
+        self.crash(CrashPoint::Before(SwapStep::Sent))?;
+        let prepared = match call(
+            target,
+            "prepare send",
+            wallet_t.prepare_send(Amount::from(amount), send_options()),
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                store.finish_swap(id, "minted at target; no token made, value kept")?;
+                store.settle_swap_spend(id, melt_fee)?;
+                return Err(PayError::from(e).into());
+            }
+        };
+        let send_fee = u64::from(prepared.fee());
+        store.set_swap_field(
+            id,
+            SwapField::SendOperation,
+            &prepared.operation_id().to_string(),
+        )?;
+        let token = match call(target, "send", prepared.confirm(None)).await {
+            Ok(t) => t,
+            Err(e) => {
+                store.finish_swap(id, "minted at target; send failed, value kept")?;
+                store.settle_swap_spend(id, melt_fee)?;
+                return Err(PayError::from(e).into());
+            }
+        };
+        self.crash(CrashPoint::After(SwapStep::Sent))?;
+        let token = token.to_string();
+        let fee = melt_fee.saturating_add(send_fee);
+        store.set_swap_field(id, SwapField::Token, &token)?;
+        store.add_swap_fee(id, send_fee)?;
+        store.step_done(id, SwapStep::Sent)?;
+        store.finish_swap(id, "sent")?;
+        store.settle_spend(spend, amount.saturating_add(fee))?;
+        store.add_history("swap", target, amount, fee, &request.purpose)?;
+        tracing::info!(%source, %target, amount, fee, purpose = %request.purpose, "paid by swap");
+        Ok(Payment {
+            token,
+            mint: target.to_owned(),
+            amount_sat: amount,
+            fee_sat: fee,
+            route: Route::Swap {
+                from: source.to_owned(),
+            },
+        })
+    }
+
+    fn over_limits(&self, request: &PayRequest, fee: u64, left: u64) -> Option<String> {
+        if fee > request.max_fee_sat {
+            Some(format!(
+                "fees of about {fee} sat are above the cap of {} sat",
+                request.max_fee_sat
+            ))
+        } else if request.amount_sat.saturating_add(fee) > left {
+            Some(format!(
+                "{} sat with fees is over the budget ({left} sat left)",
+                request.amount_sat.saturating_add(fee)
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Settles every open swap of the journal (done by
+    /// [`crate::WalletBuilder::open`]). Never pays an invoice: a swap whose
+    /// invoice is unpaid is abandoned, a paid one is minted once at its
+    /// target, and a token made for a swap that did not finish (so never
+    /// returned to the caller) is revoked.
+    pub async fn resume(&self) -> Result<ResumeReport, PayError> {
+        let _guard = self.inner.pay_lock.lock().await;
+        let mut report = ResumeReport::default();
+        for record in self.inner.store.open_swaps()? {
+            let id = record.id;
+            match self.settle(record).await {
+                Ok(Settled::Finished(outcome)) => report.finished.push((id, outcome)),
+                Ok(Settled::Pending) => report.pending.push(id),
+                Err(e) => {
+                    tracing::warn!(swap = id, "cannot settle yet: {e}");
+                    report.pending.push(id);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Takes back the token of a swap that was made but never handed over.
+    async fn revoke_undelivered(
+        &self,
+        wallet: &cdk::wallet::Wallet,
+        target: &str,
+        id: i64,
+        operation: &str,
+        token_recorded: bool,
+    ) -> Result<String, PayError> {
+        let op = match uuid::Uuid::parse_str(operation) {
+            Ok(op) => op,
+            Err(e) => {
+                tracing::warn!(swap = id, "bad send operation id: {e}");
+                return Ok("minted at target; send operation unknown, value kept".to_owned());
+            }
+        };
+        match call(target, "revoke send", wallet.revoke_send(op)).await {
+            Ok(_) => Ok("minted at target; undelivered token revoked, value kept".to_owned()),
+            // Down or slow: try again at the next start.
+            Err(e @ (MintError::Unreachable { .. } | MintError::Timeout { .. })) => Err(e.into()),
+            Err(e) => {
+                // The send never completed (crash between prepare and
+                // confirm): cdk's saga recovery releases its proofs.
+                tracing::warn!(swap = id, token_recorded, "revoke refused: {e}; recovering");
+                if let Err(e) = wallet.recover_incomplete_sagas().await {
+                    tracing::warn!(swap = id, "recovering send sagas: {e}");
+                }
+                Ok("minted at target; unfinished send released, value kept".to_owned())
+            }
+        }
+    }
+
+    /// Settles one open swap from what the mints say.
+    async fn settle(&self, record: SwapRecord) -> Result<Settled, PayError> {
+        let store = &self.inner.store;
+        let id = record.id;
+        let wallet_s = self.cdk(&record.source)?;
+        let wallet_t = self.cdk(&record.target)?;
+        let target = record.target.as_str();
+
+        if matches!(record.step, SwapStep::MintQuote | SwapStep::MeltQuote) {
+            // The melt was never journalled, so never attempted.
+            let why = "stopped before paying";
+            self.abandon(id, why)?;
+            return Ok(Settled::Finished(format!("abandoned: {why}")));
+        }
+        if record.step == SwapStep::MeltPaid && !record.step_done {
+            // Was the invoice paid? The target knows; else the source.
+            let target_paid = match &record.mint_quote_id {
+                Some(q) => {
+                    let quote = call(
+                        target,
+                        "mint quote status",
+                        wallet_t.check_mint_quote_status(q),
+                    )
+                    .await?;
+                    matches!(quote.state, MintQuoteState::Paid | MintQuoteState::Issued)
+                }
+                None => false,
+            };
+            if !target_paid {
+                let melt_state = match &record.melt_quote_id {
+                    Some(q) => {
+                        call(
+                            &record.source,
+                            "melt quote status",
+                            wallet_s.check_melt_quote_status(q),
+                        )
+                        .await?
+                        .state
+                    }
+                    None => MeltQuoteState::Unpaid,
+                };
+                match melt_state {
+                    MeltQuoteState::Paid => {}
+                    MeltQuoteState::Pending => return Ok(Settled::Pending),
+                    _ => {
+                        // Proofs a prepared melt reserved go back.
+                        if let Err(e) = wallet_s.recover_incomplete_sagas().await {
+                            tracing::warn!(swap = id, "recovering melt sagas: {e}");
+                        }
+                        self.abandon(id, "the invoice was never paid")?;
+                        return Ok(Settled::Finished(
+                            "abandoned: the invoice was never paid".to_owned(),
+                        ));
+                    }
+                }
+            }
+            store.step_done(id, SwapStep::MeltPaid)?;
+        }
+
+        if record.step != SwapStep::Sent && !(record.step == SwapStep::Minted && record.step_done) {
+            store.step_intent(id, SwapStep::Minted)?;
+            let Some(q) = &record.mint_quote_id else {
+                // Unreachable by construction: a paid melt has a quote.
+                return Ok(Settled::Pending);
+            };
+            let quote = call(
+                target,
+                "mint quote status",
+                wallet_t.check_mint_quote_status(q),
+            )
+            .await?;
+            match quote.state {
+                MintQuoteState::Paid => {
+                    call(
+                        target,
+                        "mint",
+                        wallet_t.mint(q, SplitTarget::default(), None),
+                    )
+                    .await?;
+                }
+                MintQuoteState::Issued => {}
+                _ => return Ok(Settled::Pending),
+            }
+            store.step_done(id, SwapStep::Minted)?;
+        }
+
+        // The token is returned to the caller only after the journal entry
+        // is closed, so a token of an open entry never reached anyone: take
+        // it back.
+        let outcome = match (record.step, &record.send_operation) {
+            (SwapStep::Sent, Some(op)) => {
+                self.revoke_undelivered(&wallet_t, target, id, op, record.token.is_some())
+                    .await?
+            }
+            _ => "minted at target; no token made, value kept".to_owned(),
+        };
+        if record.step_done_after_melt() {
+            // Only the fees were spent: the value stayed in the wallet.
+            store.settle_swap_spend(id, record.fee_sat)?;
+        }
+        store.finish_swap(id, &outcome)?;
+        tracing::info!(swap = id, fee_sat = record.fee_sat, amount_sat = record.amount_sat, %outcome, "swap settled");
+        Ok(Settled::Finished(outcome))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_fee_estimate_rounds_up_and_is_zero_without_fees() {
+        assert_eq!(input_fee_estimate(0, 1_000), 0);
+        // 40 = 0b101000: 2 proofs + 4 spare, at 100 ppk: 0.6 → 1.
+        assert_eq!(input_fee_estimate(100, 40), 1);
+        assert_eq!(input_fee_estimate(1_000, 40), 6);
+    }
+}

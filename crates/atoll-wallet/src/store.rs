@@ -1,0 +1,482 @@
+//! The wallet's own SQLite database (`atoll-wallet.sqlite`, WAL): the mint
+//! trust list, the spending record behind the budgets, the history shown to
+//! the owner and the swap journal that makes cross-mint swaps crash-safe.
+//!
+//! The ecash itself lives in cdk's database next to it; this one only holds
+//! what Atoll adds on top.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// Errors of the wallet's own database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("wallet database: {source}")]
+    Sqlite {
+        /// The SQLite error.
+        #[from]
+        source: rusqlite::Error,
+    },
+    /// The journal holds a step name this version does not know.
+    #[error("swap journal entry {id} has an unknown step `{step}`")]
+    UnknownStep {
+        /// Journal entry.
+        id: i64,
+        /// The stored step.
+        step: String,
+    },
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS trusted_mints (
+    url TEXT PRIMARY KEY,
+    added_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spends (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    amount_sat INTEGER NOT NULL,
+    swap_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    mint TEXT NOT NULL,
+    amount_sat INTEGER NOT NULL,
+    fee_sat INTEGER NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS swaps (
+    id INTEGER PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    amount_sat INTEGER NOT NULL,
+    mint_amount_sat INTEGER NOT NULL,
+    purpose TEXT NOT NULL,
+    step TEXT NOT NULL,
+    step_done INTEGER NOT NULL,
+    mint_quote_id TEXT,
+    bolt11 TEXT,
+    melt_quote_id TEXT,
+    send_operation TEXT,
+    fee_sat INTEGER NOT NULL DEFAULT 0,
+    token TEXT,
+    finished INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT
+);
+";
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The steps of a cross-mint swap, in order. Each is journalled before it is
+/// taken and marked done after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwapStep {
+    /// A mint quote (an invoice) is created at the target mint.
+    MintQuote,
+    /// A melt quote for that invoice is created at the source mint.
+    MeltQuote,
+    /// The source mint pays the invoice (the melt).
+    MeltPaid,
+    /// The paid quote is minted at the target mint.
+    Minted,
+    /// A token is made from the target mint's ecash for the payee.
+    Sent,
+}
+
+impl SwapStep {
+    /// Every step, in order.
+    pub const ALL: [SwapStep; 5] = [
+        SwapStep::MintQuote,
+        SwapStep::MeltQuote,
+        SwapStep::MeltPaid,
+        SwapStep::Minted,
+        SwapStep::Sent,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            SwapStep::MintQuote => "mint_quote",
+            SwapStep::MeltQuote => "melt_quote",
+            SwapStep::MeltPaid => "melt_paid",
+            SwapStep::Minted => "minted",
+            SwapStep::Sent => "sent",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|step| step.as_str() == s)
+    }
+}
+
+/// One swap of the journal.
+#[derive(Debug, Clone)]
+pub(crate) struct SwapRecord {
+    pub id: i64,
+    pub source: String,
+    pub target: String,
+    pub amount_sat: u64,
+    pub step: SwapStep,
+    pub step_done: bool,
+    pub mint_quote_id: Option<String>,
+    pub melt_quote_id: Option<String>,
+    pub send_operation: Option<String>,
+    pub fee_sat: u64,
+    pub token: Option<String>,
+}
+
+/// One entry of the wallet's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Unix seconds.
+    pub at: i64,
+    /// `pay`, `swap`, `receive`, `invoice`, `pay_invoice`, `restore`.
+    pub kind: String,
+    /// The mint concerned (for a swap, the target).
+    pub mint: String,
+    /// Amount in sat.
+    pub amount_sat: u64,
+    /// Fees paid in sat.
+    pub fee_sat: u64,
+    /// The purpose given by the caller, or what happened.
+    pub note: String,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The database, behind a mutex: every call is short and local.
+#[derive(Debug)]
+pub(crate) struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating) the database at `path` in WAL mode.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn trusted(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT url FROM trusted_mints ORDER BY url")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn is_trusted(&self, url: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT 1 FROM trusted_mints WHERE url = ?1", [url], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
+    /// Returns whether the mint was newly added.
+    pub fn trust(&self, url: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "INSERT OR IGNORE INTO trusted_mints (url, added_at) VALUES (?1, ?2)",
+            params![url, now()],
+        )? > 0)
+    }
+
+    /// Returns whether the mint was on the list.
+    pub fn distrust(&self, url: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM trusted_mints WHERE url = ?1", [url])?
+            > 0)
+    }
+
+    /// Sat spent (amount and fees) since `since` (Unix seconds).
+    pub fn spent_since(&self, since: i64) -> Result<u64, StoreError> {
+        let total: i64 = self.conn().query_row(
+            "SELECT COALESCE(SUM(amount_sat), 0) FROM spends WHERE at >= ?1",
+            [since],
+            |r| r.get(0),
+        )?;
+        Ok(to_u64(total))
+    }
+
+    /// Records a spend; returns its id.
+    pub fn record_spend(&self, amount_sat: u64, swap_id: Option<i64>) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO spends (at, amount_sat, swap_id) VALUES (?1, ?2, ?3)",
+            params![now(), to_i64(amount_sat), swap_id],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Sets a spend to its final amount.
+    pub fn settle_spend(&self, id: i64, amount_sat: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE spends SET amount_sat = ?2 WHERE id = ?1",
+            params![id, to_i64(amount_sat)],
+        )?;
+        Ok(())
+    }
+
+    pub fn drop_spend(&self, id: i64) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM spends WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Sets the spend of a swap to what it really cost.
+    pub fn settle_swap_spend(&self, swap_id: i64, amount_sat: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE spends SET amount_sat = ?2 WHERE swap_id = ?1",
+            params![swap_id, to_i64(amount_sat)],
+        )?;
+        Ok(())
+    }
+
+    pub fn drop_swap_spend(&self, swap_id: i64) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM spends WHERE swap_id = ?1", [swap_id])?;
+        Ok(())
+    }
+
+    pub fn add_history(
+        &self,
+        kind: &str,
+        mint: &str,
+        amount_sat: u64,
+        fee_sat: u64,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO history (at, kind, mint, amount_sat, fee_sat, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![now(), kind, mint, to_i64(amount_sat), to_i64(fee_sat), note],
+        )?;
+        Ok(())
+    }
+
+    /// The newest `limit` entries, newest first.
+    pub fn history(&self, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT at, kind, mint, amount_sat, fee_sat, note FROM history ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(HistoryEntry {
+                at: r.get(0)?,
+                kind: r.get(1)?,
+                mint: r.get(2)?,
+                amount_sat: to_u64(r.get(3)?),
+                fee_sat: to_u64(r.get(4)?),
+                note: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Journals a new swap whose first step (a mint quote at the target) is
+    /// about to be taken.
+    pub fn begin_swap(
+        &self,
+        source: &str,
+        target: &str,
+        amount_sat: u64,
+        mint_amount_sat: u64,
+        purpose: &str,
+    ) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO swaps (created_at, source, target, amount_sat, mint_amount_sat, purpose, step, step_done)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+            params![
+                now(),
+                source,
+                target,
+                to_i64(amount_sat),
+                to_i64(mint_amount_sat),
+                purpose,
+                SwapStep::MintQuote.as_str()
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Journals that `step` is about to be taken.
+    pub fn step_intent(&self, id: i64, step: SwapStep) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE swaps SET step = ?2, step_done = 0 WHERE id = ?1",
+            params![id, step.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Journals that `step` was taken, with what it produced.
+    pub fn step_done(&self, id: i64, step: SwapStep) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE swaps SET step = ?2, step_done = 1 WHERE id = ?1",
+            params![id, step.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Sets one text column of a swap (`mint_quote_id`, `bolt11`,
+    /// `melt_quote_id`, `send_operation`, `token`).
+    pub fn set_swap_field(&self, id: i64, field: SwapField, value: &str) -> Result<(), StoreError> {
+        let sql = match field {
+            SwapField::MintQuoteId => "UPDATE swaps SET mint_quote_id = ?2 WHERE id = ?1",
+            SwapField::Bolt11 => "UPDATE swaps SET bolt11 = ?2 WHERE id = ?1",
+            SwapField::MeltQuoteId => "UPDATE swaps SET melt_quote_id = ?2 WHERE id = ?1",
+            SwapField::SendOperation => "UPDATE swaps SET send_operation = ?2 WHERE id = ?1",
+            SwapField::Token => "UPDATE swaps SET token = ?2 WHERE id = ?1",
+        };
+        self.conn().execute(sql, params![id, value])?;
+        Ok(())
+    }
+
+    /// Adds to the fees a swap has paid.
+    pub fn add_swap_fee(&self, id: i64, fee_sat: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE swaps SET fee_sat = fee_sat + ?2 WHERE id = ?1",
+            params![id, to_i64(fee_sat)],
+        )?;
+        Ok(())
+    }
+
+    /// Closes a swap's journal entry.
+    pub fn finish_swap(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE swaps SET finished = 1, outcome = ?2 WHERE id = ?1",
+            params![id, outcome],
+        )?;
+        Ok(())
+    }
+
+    pub fn swap(&self, id: i64) -> Result<Option<SwapRecord>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT id, source, target, amount_sat, step, step_done, mint_quote_id,
+                        melt_quote_id, send_operation, fee_sat, token
+                 FROM swaps WHERE id = ?1",
+                [id],
+                row_to_raw,
+            )
+            .optional()?;
+        row.map(raw_to_record).transpose()
+    }
+
+    /// Swaps whose journal entry is still open.
+    pub fn open_swaps(&self) -> Result<Vec<SwapRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, source, target, amount_sat, step, step_done, mint_quote_id,
+                    melt_quote_id, send_operation, fee_sat, token
+             FROM swaps WHERE finished = 0 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([], row_to_raw)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(raw_to_record).collect()
+    }
+}
+
+impl SwapRecord {
+    /// Whether the journal recorded the melt as done (so `fee_sat` holds its
+    /// fee).
+    pub fn step_done_after_melt(&self) -> bool {
+        match self.step {
+            SwapStep::MintQuote | SwapStep::MeltQuote => false,
+            SwapStep::MeltPaid => self.step_done,
+            SwapStep::Minted | SwapStep::Sent => true,
+        }
+    }
+}
+
+/// Text columns of the swap journal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SwapField {
+    MintQuoteId,
+    Bolt11,
+    MeltQuoteId,
+    SendOperation,
+    Token,
+}
+
+type RawSwap = (
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+);
+
+fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawSwap> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
+fn raw_to_record(raw: RawSwap) -> Result<SwapRecord, StoreError> {
+    let (id, source, target, amount, step, step_done, mq, melt, op, fee, token) = raw;
+    let step = SwapStep::parse(&step).ok_or(StoreError::UnknownStep { id, step })?;
+    Ok(SwapRecord {
+        id,
+        source,
+        target,
+        amount_sat: to_u64(amount),
+        step,
+        step_done,
+        mint_quote_id: mq,
+        melt_quote_id: melt,
+        send_operation: op,
+        fee_sat: to_u64(fee),
+        token,
+    })
+}
