@@ -2,42 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
-use std::{
-    path::Path,
-    process::{Command, Output},
-};
+mod common;
 
-fn atoll(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_atoll"))
-        .args(args)
-        .env_remove("ATOLL_KEY_DIR")
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = atoll(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = atoll(args);
-    assert!(
-        !out.status.success(),
-        "{args:?} should fail: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{atoll, fails, ok, s};
 
 #[test]
 fn keys_init_show_and_refuse_overwrite() {

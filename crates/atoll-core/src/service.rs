@@ -215,6 +215,34 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The body of every daemon's `main`: starts logging and a multi-threaded
+/// runtime, runs `run`, and turns its error into a log line, a message on
+/// stderr and a failing exit code.
+pub fn main<F, Fut, E>(name: &str, run: F) -> std::process::ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<std::process::ExitCode, E>>,
+    E: std::fmt::Debug + std::fmt::Display,
+{
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(code) => code,
+        Err(e) => {
+            // `{:#}` shows an error's whole chain (anyhow).
+            tracing::error!("{e:#}");
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Prints the outcome of `--check-config` for a loaded config.
 pub fn report_config_ok<T: std::fmt::Debug>(path: Option<&Path>, config: &T) {
     match path {

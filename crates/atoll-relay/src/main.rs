@@ -18,22 +18,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    service::init_tracing();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("atoll-relayd: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("atoll-relayd: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    service::main("atoll-relayd", || async {
+        run(args).await?;
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

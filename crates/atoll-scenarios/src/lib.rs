@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use atoll_testkit::Host;
+use atoll_testkit::{Host, Lab};
 
 /// Path of a workspace binary in the same target directory as the
 /// running test.
@@ -225,4 +225,33 @@ pub fn random_file(path: &Path, len: usize, seed: u64) -> Result<()> {
     buf.truncate(len);
     std::fs::write(path, buf)?;
     Ok(())
+}
+
+/// Adds the hub of a star network: host `name` with the service address
+/// `<net>.0.1` (e.g. `10.1.0.1`) on its loopback.
+pub fn hub(lab: &mut Lab, name: &str, net: &str) -> Result<Host> {
+    let h = lab.host(name)?;
+    let status = h
+        .command("ip")
+        .args(["addr", "add", &format!("{net}.0.1/32"), "dev", "lo"])
+        .status()?;
+    if !status.success() {
+        bail!("cannot add {net}.0.1 to {name}");
+    }
+    Ok(h)
+}
+
+/// Adds host `name` on its own link to `hub` (subnet `<net>.<n>.0/24`)
+/// with a route to the hub's service address only: no path to any other
+/// spoke, so spokes talk to each other only through services on the hub.
+pub fn spoke(lab: &mut Lab, hub: &Host, net: &str, name: &str, n: u8) -> Result<Host> {
+    let h = lab.host(name)?;
+    lab.link(
+        hub,
+        &format!("{net}.{n}.1/24"),
+        &h,
+        &format!("{net}.{n}.2/24"),
+    )?;
+    h.route(&format!("{net}.0.1/32"), &format!("{net}.{n}.1"))?;
+    Ok(h)
 }

@@ -10,17 +10,11 @@ use std::{path::Path, process::Output, time::Duration};
 
 use anyhow::{Context, Result};
 use atoll_core::ContentId;
-use atoll_scenarios::{Daemon, SwarmNode, bin, path_str, random_file, wait_for};
+use atoll_scenarios::{Daemon, SwarmNode, bin, hub, path_str, random_file, spoke, wait_for};
 use atoll_testkit::{Host, Lab, netns};
 
+const NET: &str = "10.2";
 const INFRA: &str = "10.2.0.1";
-
-fn node_host(lab: &mut Lab, infra: &Host, name: &str, n: u8) -> Result<Host> {
-    let h = lab.host(name)?;
-    lab.link(infra, &format!("10.2.{n}.1/24"), &h, &format!("10.2.{n}.2/24"))?;
-    h.route(&format!("{INFRA}/32"), &format!("10.2.{n}.1"))?;
-    Ok(h)
-}
 
 /// Runs the `atoll` CLI inside `host` (it dials the relay).
 fn atoll_in(host: &Host, args: &[&str]) -> Result<Output> {
@@ -46,14 +40,10 @@ fn netns_relay_admission_scenario() -> Result<()> {
     let dir = atoll_testkit::TempState::new("relay-scenario")?;
     let d = dir.path();
     let mut lab = Lab::new()?;
-    let infra = lab.host("infra")?;
-    infra
-        .command("ip")
-        .args(["addr", "add", &format!("{INFRA}/32"), "dev", "lo"])
-        .status()?;
-    let ha = node_host(&mut lab, &infra, "a", 1)?;
-    let hb = node_host(&mut lab, &infra, "b", 2)?;
-    let hc = node_host(&mut lab, &infra, "c", 3)?;
+    let infra = hub(&mut lab, "infra", NET)?;
+    let ha = spoke(&mut lab, &infra, NET, "a", 1)?;
+    let hb = spoke(&mut lab, &infra, NET, "b", 2)?;
+    let hc = spoke(&mut lab, &infra, NET, "c", 3)?;
 
     // Keys first, so the members file can name them.
     for n in ["owner", "a", "b", "c"] {
@@ -95,7 +85,12 @@ reload_interval_ms = 250
         &infra,
         "relayd",
         &bin("atoll-relayd")?,
-        &["--config", path_str(&relay_cfg)?, "--state-dir", path_str(&relayd_state)?],
+        &[
+            "--config",
+            path_str(&relay_cfg)?,
+            "--state-dir",
+            path_str(&relayd_state)?,
+        ],
         &d.join("relayd.log"),
     )?;
     // Seed adverts need a Nostr relay; atoll-devnet's open iroh relay is
@@ -104,7 +99,12 @@ reload_interval_ms = 250
         &infra,
         "nostr",
         &bin("atoll-devnet")?,
-        &["--iroh-bind", "127.0.0.1:0", "--nostr-bind", &format!("{INFRA}:7777")],
+        &[
+            "--iroh-bind",
+            "127.0.0.1:0",
+            "--nostr-bind",
+            &format!("{INFRA}:7777"),
+        ],
         &d.join("devnet.log"),
     )?;
     wait_for("the Nostr relay", Duration::from_secs(20), || {
@@ -114,16 +114,38 @@ reload_interval_ms = 250
     })?;
     let url = format!("http://{INFRA}:3340");
     wait_for("the relay", Duration::from_secs(20), || {
-        atoll_in(&ha, &["relay", "check", &url, "--dir", path_str(&d.join("a/keys")).ok()?])
-            .ok()
-            .filter(|o| o.status.success())
+        atoll_in(
+            &ha,
+            &[
+                "relay",
+                "check",
+                &url,
+                "--dir",
+                path_str(&d.join("a/keys")).ok()?,
+            ],
+        )
+        .ok()
+        .filter(|o| o.status.success())
     })
     .with_context(|| std::fs::read_to_string(d.join("relayd.log")).unwrap_or_default())?;
 
     // Admission as the CLI sees it.
-    let c_check = atoll_in(&hc, &["relay", "check", &url, "--dir", path_str(&d.join("c/keys"))?])?;
-    assert!(!c_check.status.success(), "non-member admitted: {c_check:?}");
-    let text = String::from_utf8_lossy(&c_check.stdout).to_string() + &String::from_utf8_lossy(&c_check.stderr);
+    let c_check = atoll_in(
+        &hc,
+        &[
+            "relay",
+            "check",
+            &url,
+            "--dir",
+            path_str(&d.join("c/keys"))?,
+        ],
+    )?;
+    assert!(
+        !c_check.status.success(),
+        "non-member admitted: {c_check:?}"
+    );
+    let text = String::from_utf8_lossy(&c_check.stdout).to_string()
+        + &String::from_utf8_lossy(&c_check.stderr);
     assert!(text.contains("refused"), "{text}");
 
     let cfg = format!(
@@ -151,22 +173,30 @@ peer_timeout_secs = 20
     // B, a member, fetches through the relay.
     let out_b = d.join("b.out");
     let mut last = String::new();
-    wait_for("B to fetch through the relay", Duration::from_secs(90), || {
-        match b.atoll(&["blob", "get", &id.to_string(), "-o", path_str(&out_b).ok()?]) {
+    wait_for(
+        "B to fetch through the relay",
+        Duration::from_secs(90),
+        || match b.atoll(&["blob", "get", &id.to_string(), "-o", path_str(&out_b).ok()?]) {
             Ok(_) => Some(()),
             Err(e) => {
                 last = format!("{e:#}");
                 std::thread::sleep(Duration::from_secs(1));
                 None
             }
-        }
-    })
+        },
+    )
     .with_context(|| last.clone())?;
     assert_eq!(ContentId::hash_file(&out_b)?, id);
 
     // C, not a member, finds A's advert but cannot reach A.
     let err = c
-        .atoll(&["blob", "get", &id.to_string(), "-o", path_str(&d.join("c.out"))?])
+        .atoll(&[
+            "blob",
+            "get",
+            &id.to_string(),
+            "-o",
+            path_str(&d.join("c.out"))?,
+        ])
         .unwrap_err();
     let err = format!("{err:#}");
     assert!(err.contains("could not be fetched"), "{err}");
@@ -180,9 +210,18 @@ peer_timeout_secs = 20
         .output()?;
     anyhow::ensure!(out.status.success(), "{out:?}");
     wait_for("B's check to be refused", Duration::from_secs(10), || {
-        atoll_in(&hb, &["relay", "check", &url, "--dir", path_str(&d.join("b/keys")).ok()?])
-            .ok()
-            .filter(|o| !o.status.success())
+        atoll_in(
+            &hb,
+            &[
+                "relay",
+                "check",
+                &url,
+                "--dir",
+                path_str(&d.join("b/keys")).ok()?,
+            ],
+        )
+        .ok()
+        .filter(|o| !o.status.success())
     })?;
     let second = d.join("second.bin");
     random_file(&second, 1024 * 1024, 8)?;
@@ -190,8 +229,17 @@ peer_timeout_secs = 20
     a.atoll(&["blob", "add", path_str(&second)?])?;
     std::thread::sleep(Duration::from_secs(1));
     let err = b
-        .atoll(&["blob", "get", &id2.to_string(), "-o", path_str(&d.join("b2.out"))?])
+        .atoll(&[
+            "blob",
+            "get",
+            &id2.to_string(),
+            "-o",
+            path_str(&d.join("b2.out"))?,
+        ])
         .unwrap_err();
-    assert!(format!("{err:#}").contains("could not be fetched"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("could not be fetched"),
+        "{err:#}"
+    );
     Ok(())
 }

@@ -13,9 +13,10 @@ use std::{path::Path, time::Duration};
 
 use anyhow::{Context, Result};
 use atoll_core::ContentId;
-use atoll_scenarios::{Daemon, SwarmNode, bin, path_str, random_file, wait_for};
+use atoll_scenarios::{Daemon, SwarmNode, bin, hub, path_str, random_file, spoke, wait_for};
 use atoll_testkit::{Host, Lab, netns};
 
+const NET: &str = "10.1";
 const INFRA: &str = "10.1.0.1";
 const BLOB_BYTES: usize = 50 * 1024 * 1024;
 
@@ -34,21 +35,6 @@ lookup_timeout_secs = 3
 peer_timeout_secs = 60
 "#
     )
-}
-
-/// Adds host `name` on its own link to `infra` (subnet 10.1.<n>.0/24),
-/// with a route to the infrastructure address only: no path to any other
-/// node.
-fn node_host(lab: &mut Lab, infra: &Host, name: &str, n: u8) -> Result<Host> {
-    let h = lab.host(name)?;
-    lab.link(
-        infra,
-        &format!("10.1.{n}.1/24"),
-        &h,
-        &format!("10.1.{n}.2/24"),
-    )?;
-    h.route(&format!("{INFRA}/32"), &format!("10.1.{n}.1"))?;
-    Ok(h)
 }
 
 fn get(node: &SwarmNode, id: &ContentId, out: &Path, extra: &[&str]) -> Result<String> {
@@ -92,15 +78,11 @@ fn netns_swarm_scenario() -> Result<()> {
     let dir = atoll_testkit::TempState::new("swarm-scenario")?;
     let d = dir.path();
     let mut lab = Lab::new()?;
-    let infra = lab.host("infra")?;
-    infra
-        .command("ip")
-        .args(["addr", "add", &format!("{INFRA}/32"), "dev", "lo"])
-        .status()?;
+    let infra = hub(&mut lab, "infra", NET)?;
     let hosts: Vec<Host> = ["a", "b", "c", "d", "e", "f", "g"]
         .iter()
         .enumerate()
-        .map(|(i, n)| node_host(&mut lab, &infra, n, i as u8 + 1))
+        .map(|(i, n)| spoke(&mut lab, &infra, NET, n, i as u8 + 1))
         .collect::<Result<_>>()?;
     let [ha, hb, hc, hd, he, hf, hg] = &hosts[..] else {
         unreachable!()

@@ -18,23 +18,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    service::init_tracing();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("atoll-swarmd: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(Exit::Stopped) => ExitCode::SUCCESS,
-        Ok(Exit::RenewTokens) => ExitCode::from(EXIT_RENEW),
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("atoll-swarmd: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    service::main("atoll-swarmd", || async {
+        Ok::<_, anyhow::Error>(match run(args).await? {
+            Exit::Stopped => ExitCode::SUCCESS,
+            Exit::RenewTokens => ExitCode::from(EXIT_RENEW),
+        })
+    })
 }
 
 /// Exit code asking the service manager for a restart to renew the relay

@@ -2,7 +2,6 @@
 //! HTTP origin that can serve good, wrong, truncated or failing bodies.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
-
 #![allow(dead_code)]
 
 use std::{
