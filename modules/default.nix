@@ -4,6 +4,7 @@
 # hardening and settings helpers: ./lib.nix.
 let
   services = [
+    "relay"
     "swarm"
   ];
 in {

@@ -94,23 +94,36 @@ in rec {
   # The config file for `settings`, checked when the system is built by the
   # daemon's own parser (`<program> --check-config --config <file>`), so a bad
   # value fails the build, not the boot. `--check-config` must not need the
-  # secrets or the state directory. Skipped when cross-compiling.
+  # secrets or the state directory: where it opens files that exist only at
+  # run time, `checkEnv` points it at stand-ins with the daemon's environment
+  # overrides (e.g. `{ATOLL_RELAYD_TLS__KEY_FILE = "/dev/null";}`); the file
+  # itself is unchanged. Skipped when cross-compiling.
   mkConfigFile = {
     package,
     program,
     settings,
     check ? true,
+    checkEnv ? {},
   }: let
     file = settingsFormat.generate "${program}.toml" settings;
     canRun = pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform;
   in
     if check && canRun
     then
-      pkgs.runCommand "${program}-checked.toml" {preferLocalBuild = true;} ''
+      pkgs.runCommand "${program}-checked.toml" ({preferLocalBuild = true;} // checkEnv) ''
         ${lib.getExe' package program} --check-config --config ${file}
         cp ${file} $out
       ''
     else file;
+
+  # The port of a socket address string ("0.0.0.0:4919", "[::]:443"), or
+  # null when there is none to read.
+  portOf = address: let
+    m = builtins.match ".*:([0-9]+)" (toString address);
+  in
+    if m == null
+    then null
+    else lib.toInt (builtins.head m);
 
   # A secret is given as a file outside the Nix store (which every local user
   # can read) and handed to the daemon with LoadCredential=. The type refuses

@@ -25,12 +25,7 @@
 
   # The UDP port of node.bind ("0.0.0.0:4919", "[::]:4919"), or null when
   # it cannot be read from the string.
-  bindPort = let
-    m = builtins.match ".*:([0-9]+)" (toString (cfg.settings.node.bind or ""));
-  in
-    if m == null
-    then null
-    else lib.toInt (builtins.head m);
+  bindPort = atoll.portOf (cfg.settings.node.bind or "");
 
   configFile = atoll.mkConfigFile {
     inherit program;
@@ -119,6 +114,18 @@ in {
         atoll.serviceConfig {network = true;}
         // {
           ExecStart = "${lib.getExe' cfg.package program} --config ${configFile}";
+
+          # The daemon exits with 75 (EX_TEMPFAIL) at 80% of
+          # node.relay_token_ttl_secs to renew its relay admission tokens,
+          # which iroh fixes for an endpoint's life. That is a planned exit,
+          # not a failure, and systemd restarts it whatever Restart= says
+          # (on-failure from the baseline would cover 75 too). RestartSec:
+          # 3 s of relay downtime rather than the baseline's 5, still too
+          # slow for a crashing daemon to use up the start limit (5 starts
+          # in 10 s) on a transient fault.
+          SuccessExitStatus = [75];
+          RestartForceExitStatus = [75];
+          RestartSec = "3s";
 
           DynamicUser = true;
           User = user;

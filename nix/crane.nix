@@ -12,6 +12,7 @@
   # together packages.atoll. A new service is one more line here.
   binaryCrates = [
     "atoll-cli"
+    "atoll-relay"
     "atoll-swarm"
   ];
 
