@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 mod blob;
 mod relay;
+mod wallet;
 
 /// The admin tool of an Atoll home server.
 ///
@@ -58,6 +59,8 @@ enum Command {
     Blob(blob::BlobCmd),
     /// Show what the swarm node is doing.
     Status,
+    /// The wallet: balance, tokens, invoices, the mint trust list.
+    Wallet(wallet::WalletArgs),
     /// Relay admission: members files, tokens, "does this relay admit me?".
     #[command(subcommand)]
     Relay(relay::RelayCmd),
@@ -172,6 +175,7 @@ fn run(cli: Cli) -> Result<()> {
             let client = atoll_core::local_api::LocalClient::new(&cli.socket);
             runtime()?.block_on(blob::run(&client, cmd))?;
         }
+        Command::Wallet(args) => runtime()?.block_on(wallet::run(args))?,
         Command::Status => {
             let client = atoll_core::local_api::LocalClient::new(&cli.socket);
             runtime()?.block_on(blob::status(&client))?;
