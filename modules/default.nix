@@ -6,6 +6,7 @@ let
   services = [
     "relay"
     "swarm"
+    "wallet"
   ];
 in {
   imports = map (name: ./. + "/${name}.nix") services;

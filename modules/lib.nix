@@ -143,7 +143,8 @@ in rec {
 
   # For config.assertions, wherever a secret path is not typed by
   # mkSecretFileOption (e.g. inside settings): `assertSecretNotInStore
-  # "services.atoll.wallet.seedFile" cfg.seedFile`.
+  # "services.atoll.wallet.settings.wallet.seed_file"
+  # (cfg.settings.wallet.seed_file or null)` (modules/wallet.nix).
   assertSecretNotInStore = option: path: {
     assertion = path == null || !(inStore path);
     message = "${option} = ${toString path}: secrets must not be in the Nix store, which every local user can read; give a path outside it (e.g. under /run/keys or /var/lib).";

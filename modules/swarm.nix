@@ -2,14 +2,16 @@
 # BLAKE3-verified blobs, advertises them on Nostr and fetches them from
 # peers (QUIC, through the configured iroh relays) or HTTP origins. Its
 # local API is a unix socket that members of `group` may use, e.g. with the
-# `atoll` CLI. Options and layout: docs/nixos.md.
+# `atoll` CLI. With `payment.enable` it sells and buys bandwidth through the
+# local wallet (services.atoll.wallet), whose group it joins. Options and
+# layout: docs/nixos.md.
 {
   config,
   lib,
   pkgs,
   ...
 }: let
-  inherit (lib) mkDefault mkEnableOption mkIf mkOption mkPackageOption types;
+  inherit (lib) mkDefault mkEnableOption mkIf mkOption mkPackageOption optionalAttrs optionals types;
 
   cfg = config.services.atoll.swarm;
   atoll = import ./lib.nix {inherit lib pkgs;};
@@ -26,6 +28,28 @@
   # The UDP port of node.bind ("0.0.0.0:4919", "[::]:4919"), or null when
   # it cannot be read from the string.
   bindPort = atoll.portOf (cfg.settings.node.bind or "");
+
+  # The wallet module's options, read with `or` so that this module also
+  # evaluates without it (nixosModules.swarm alone); the assertion below
+  # insists on it when payment is enabled.
+  wallet = config.services.atoll.wallet or {};
+  pay = cfg.payment;
+
+  # settings.payment, written only with payment.enable: a daemon built
+  # without the [payment] section refuses the key (deny_unknown_fields),
+  # so a node that does not pay gets a config without it.
+  paymentSettings =
+    {
+      enabled = pay.charge;
+      accepted_mints = pay.acceptedMints;
+      trusted_peers = pay.trustedPeers;
+      max_price_sat_per_mb = pay.maxPriceSatPerMb;
+      max_fee_sat = pay.maxFeeSat;
+      wallet_socket = pay.walletSocket;
+    }
+    // optionalAttrs (pay.priceSatPerMb != null) {
+      price_sat_per_mb = pay.priceSatPerMb;
+    };
 
   configFile = atoll.mkConfigFile {
     inherit program;
@@ -81,6 +105,87 @@ in {
         refer to (the CLI reads it from `ATOLL_SWARM_SOCKET`).
       '';
     };
+
+    # Paid bandwidth (docs/swarm.md "Payment"): the options of
+    # `settings.payment`, which is written only when `enable` is set.
+    payment = {
+      enable = mkEnableOption ''
+        paid bandwidth: write `settings.payment` from the options below
+        and let the node use the local wallet (services.atoll.wallet,
+        which must be enabled): the service joins the wallet's group, so
+        it may spend within the wallet's budgets. Off: no `[payment]`
+        section at all, every blob is served and fetched free'';
+
+      charge = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Sell: charge untrusted peers for blobs marked paid
+          (`payment.enabled`). Needs `priceSatPerMb` and `acceptedMints`.
+          `false`: only buy (with `maxPriceSatPerMb` > 0).
+        '';
+      };
+
+      priceSatPerMb = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        example = 2;
+        description = ''
+          Price per MB (1,000,000 bytes) served, in sat
+          (`payment.price_sat_per_mb`); required when `charge` is set.
+        '';
+      };
+
+      acceptedMints = mkOption {
+        type = types.listOf types.str;
+        default = [];
+        example = ["https://mint.example.org"];
+        description = ''
+          Mint URLs whose tokens the node accepts as payment
+          (`payment.accepted_mints`); required when `charge` is set. The
+          wallet must trust them too (its `settings.wallet.trusted_mints`
+          or `atoll wallet mints trust`), or it refuses their tokens.
+        '';
+      };
+
+      trustedPeers = mkOption {
+        type = types.listOf types.str;
+        default = [];
+        description = ''
+          Endpoint ids (`atoll status` prints a node's) never charged
+          (`payment.trusted_peers`).
+        '';
+      };
+
+      maxPriceSatPerMb = mkOption {
+        type = types.ints.unsigned;
+        default = 0;
+        description = ''
+          Buy: the most paid per MB when fetching, in sat
+          (`payment.max_price_sat_per_mb`). 0: never pay; a paid blob then
+          comes from another peer or the origin.
+        '';
+      };
+
+      maxFeeSat = mkOption {
+        type = types.ints.unsigned;
+        default = 0;
+        description = ''
+          The most paid in mint and Lightning fees per payment, in sat
+          (`payment.max_fee_sat`). The wallet's budgets apply on top.
+        '';
+      };
+
+      walletSocket = mkOption {
+        type = types.str;
+        default = wallet.socket or "/run/atoll-wallet/walletd.sock";
+        defaultText = lib.literalExpression "config.services.atoll.wallet.socket";
+        description = ''
+          The wallet's local API socket (`payment.wallet_socket`): it
+          receives the tokens when selling and pays when buying.
+        '';
+      };
+    };
   };
 
   config = mkIf cfg.enable {
@@ -93,9 +198,20 @@ in {
         assertion = cfg.openFirewall -> (bindPort != null && bindPort != 0);
         message = "services.atoll.swarm.openFirewall needs a fixed port in settings.node.bind (\"ADDRESS:PORT\", PORT not 0); it is ${builtins.toJSON (cfg.settings.node.bind or null)}.";
       }
+      {
+        assertion = pay.enable -> (wallet.enable or false);
+        message = "services.atoll.swarm.payment.enable needs the local wallet: set services.atoll.wallet.enable = true (module nixosModules.wallet, part of nixosModules.default).";
+      }
+      {
+        assertion = pay.enable && pay.charge -> (pay.priceSatPerMb != null && pay.acceptedMints != []);
+        message = "services.atoll.swarm.payment.charge needs payment.priceSatPerMb and at least one payment.acceptedMints (or set charge = false to only buy).";
+      }
     ];
 
-    services.atoll.swarm.settings.node.bind = mkDefault "0.0.0.0:4919";
+    services.atoll.swarm.settings = {
+      node.bind = mkDefault "0.0.0.0:4919";
+      payment = mkIf pay.enable paymentSettings;
+    };
 
     users.groups.${cfg.group} = {};
 
@@ -107,8 +223,9 @@ in {
     systemd.services.atoll-swarm = {
       description = "Atoll swarm node";
       wantedBy = ["multi-user.target"];
-      wants = ["network-online.target"];
-      after = ["network-online.target"];
+      # With payment, the wallet is up before the first fetch may pay.
+      wants = ["network-online.target"] ++ optionals pay.enable ["atoll-wallet.service"];
+      after = ["network-online.target"] ++ optionals pay.enable ["atoll-wallet.service"];
 
       serviceConfig =
         atoll.serviceConfig {network = true;}
@@ -131,6 +248,8 @@ in {
           User = user;
           # A static group (users.groups above): its members may use the socket.
           Group = cfg.group;
+          # The wallet's group: only then may the node open its socket, and pay.
+          SupplementaryGroups = optionals pay.enable [(wallet.group or "atoll-wallet")];
 
           # /var/lib/private/atoll-swarm: keys and blobs; the daemon's alone.
           StateDirectory = "atoll-swarm";

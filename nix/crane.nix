@@ -14,6 +14,7 @@
     "atoll-cli"
     "atoll-relay"
     "atoll-swarm"
+    "atoll-wallet"
   ];
 
   # Binaries only the tests and the demo use: packages.<binary>, never part

@@ -13,6 +13,7 @@
   inherit (pkgs) lib;
 
   tests = [
+    "payment"
     "relay"
     "swarm"
   ];
