@@ -10,6 +10,8 @@
 //! | DELETE | `/blobs/{hex}` | forget a blob (and withdraw its advert) |
 //! | PUT/DELETE | `/blobs/{hex}/pin` | pin / unpin |
 //! | PUT/DELETE | `/blobs/{hex}/seed` | seed / stop seeding |
+//! | PUT/DELETE | `/blobs/{hex}/paid` | charge for it / serve it free (see [`crate::pay`]) |
+//! | GET | `/payments` | revenue and spending: totals and entries, newest first |
 //! | GET | `/blobs/{hex}/ticket` | an iroh-blobs ticket for this node |
 //! | POST | `/fetch` | fetch: `{"id": "blake3:…", "peers": [], "origins": []}` |
 //! | GET | `/fetch/{hex}` | progress of a running fetch |
@@ -47,6 +49,8 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/blobs/{hex}", get(read).delete(remove))
         .route("/blobs/{hex}/pin", put(pin).delete(unpin))
         .route("/blobs/{hex}/seed", put(seed).delete(unseed))
+        .route("/blobs/{hex}/paid", put(paid).delete(unpaid))
+        .route("/payments", get(payments))
         .route("/blobs/{hex}/ticket", get(ticket))
         .route("/fetch", post(fetch))
         .route("/fetch/{hex}", get(fetch_progress))
@@ -279,6 +283,38 @@ async fn unseed(State(s): St, Path(hex): Path<String>) -> Result<impl IntoRespon
     let info = s.blobs().set_seeding(&id, false).map_err(store_error)?;
     s.advert(AdvertCmd::Withdraw(id));
     Ok(Json(info))
+}
+
+async fn paid(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        s.blobs()
+            .set_paid(&parse_id(&hex)?, true)
+            .map_err(store_error)?,
+    ))
+}
+
+async fn unpaid(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        s.blobs()
+            .set_paid(&parse_id(&hex)?, false)
+            .map_err(store_error)?,
+    ))
+}
+
+/// Answer of `GET /payments`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PaymentsAnswer {
+    /// Sums.
+    pub totals: crate::store::PaymentTotals,
+    /// Every recorded payment, newest first.
+    pub entries: Vec<crate::store::PaymentRecord>,
+}
+
+async fn payments(State(s): St) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(PaymentsAnswer {
+        totals: s.blobs().payment_totals().map_err(store_error)?,
+        entries: s.blobs().payments().map_err(store_error)?,
+    }))
 }
 
 /// Answer of `GET /blobs/{hex}/ticket`.

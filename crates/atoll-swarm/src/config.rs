@@ -27,6 +27,53 @@ pub struct SwarmConfig {
     /// The local control API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Paid bandwidth (selling and buying).
+    #[serde(default)]
+    pub payment: PaymentConfig,
+}
+
+/// Paid bandwidth: selling allotments of paid blobs, and paying peers
+/// when fetching. Off by default.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentConfig {
+    /// Charge untrusted peers for blobs marked paid. Default false.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Price per MB (1,000,000 bytes) served, in sat; an allotment is a
+    /// blob's size rounded up to whole MB. At least 1 when enabled.
+    #[serde(default)]
+    pub price_sat_per_mb: u64,
+    /// Mint URLs whose tokens are accepted. Required when enabled.
+    #[serde(default)]
+    pub accepted_mints: Vec<String>,
+    /// Endpoint ids never charged. Default: none.
+    #[serde(default)]
+    pub trusted_peers: Vec<String>,
+    /// atoll-walletd's socket: receives tokens when selling, pays when
+    /// buying. Required when enabled or when `max_price_sat_per_mb` > 0.
+    #[serde(default)]
+    pub wallet_socket: Option<PathBuf>,
+    /// The most paid per MB when fetching, in sat. Default 0: never pay
+    /// (a paid blob then comes from another peer or the origin).
+    #[serde(default)]
+    pub max_price_sat_per_mb: u64,
+    /// The most paid in fees per payment, in sat. Default 0.
+    #[serde(default)]
+    pub max_fee_sat: u64,
+}
+
+impl PaymentConfig {
+    /// The trusted peers' endpoint ids.
+    pub fn trusted(&self) -> Result<std::collections::HashSet<iroh::EndpointId>, InvalidConfig> {
+        self.trusted_peers
+            .iter()
+            .map(|p| {
+                p.parse::<iroh::EndpointId>()
+                    .map_err(|e| InvalidConfig(format!("payment.trusted_peers: {p:?}: {e}")))
+            })
+            .collect()
+    }
 }
 
 /// The iroh endpoint.
@@ -222,6 +269,25 @@ impl SwarmConfig {
                 "fetch timeouts must be at least 1 second".into(),
             ));
         }
+        let pay = &self.payment;
+        pay.trusted()?;
+        if pay.enabled {
+            if pay.price_sat_per_mb == 0 {
+                return Err(InvalidConfig(
+                    "payment.price_sat_per_mb must be at least 1 when payment is enabled".into(),
+                ));
+            }
+            if pay.accepted_mints.is_empty() {
+                return Err(InvalidConfig(
+                    "payment.accepted_mints must name a mint when payment is enabled".into(),
+                ));
+            }
+        }
+        if (pay.enabled || pay.max_price_sat_per_mb > 0) && pay.wallet_socket.is_none() {
+            return Err(InvalidConfig(
+                "payment.wallet_socket is required to sell or buy".into(),
+            ));
+        }
         if self.storage.gc_interval_secs == 0 {
             return Err(InvalidConfig(
                 "storage.gc_interval_secs must be at least 1".into(),
@@ -272,6 +338,14 @@ quota_bytes = 1000000
         .unwrap();
         assert_eq!(c.node.relays.len(), 1);
         assert_eq!(c.fetch.origins.len(), 1);
+        assert!(!c.payment.enabled);
+        let c = parse(
+            "[payment]\nenabled = true\nprice_sat_per_mb = 2\naccepted_mints = [\"http://m\"]\n\
+             wallet_socket = \"/run/atoll/walletd.sock\"\nmax_price_sat_per_mb = 3\nmax_fee_sat = 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.payment.price_sat_per_mb, 2);
+        assert_eq!(c.payment.max_price_sat_per_mb, 3);
     }
 
     #[test]
@@ -286,6 +360,11 @@ quota_bytes = 1000000
             "[fetch]\norigins = [\"ftp://x\"]\n",
             "[fetch]\npeer_timeout_secs = 0\n",
             "[storage]\nquota = 5\n",
+            "[payment]\nenabled = true\nprice_sat_per_mb = 1\naccepted_mints = [\"http://m\"]\n",
+            "[payment]\nenabled = true\nwallet_socket = \"/w\"\naccepted_mints = [\"http://m\"]\n",
+            "[payment]\nenabled = true\nwallet_socket = \"/w\"\nprice_sat_per_mb = 1\n",
+            "[payment]\nmax_price_sat_per_mb = 3\n",
+            "[payment]\ntrusted_peers = [\"nope\"]\n",
             "unknown = 1\n",
         ] {
             assert!(parse(bad).is_err(), "{bad}");

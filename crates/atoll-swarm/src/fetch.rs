@@ -6,6 +6,11 @@
 //! avoided for a while) and its segment goes to another.
 //!
 //! Concurrent fetches of the same id share one download.
+//!
+//! A peer that refuses a paid blob may sell an allotment of it: when a
+//! price cap and a wallet are configured, the fetcher negotiates with the
+//! peers that failed, pays the first one within the cap through the wallet
+//! and fetches from it (see [`crate::pay`]); otherwise the origins serve.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -24,7 +29,8 @@ use tokio::{io::AsyncWriteExt, sync::watch};
 
 use crate::{
     advert::Adverts,
-    store::{Blobs, hash_of},
+    pay::{BuyerSettings, PAY_ALPN},
+    store::{Blobs, PaymentRecord, hash_of},
 };
 
 /// Size of the byte segments handed to parallel peers (a multiple of the
@@ -159,6 +165,8 @@ pub struct FetchSettings {
     pub max_origin_bytes: u64,
     /// Where origin downloads are checked before import.
     pub tmp_dir: PathBuf,
+    /// Paying peers that charge for a blob (none: never pay).
+    pub buyer: Option<BuyerSettings>,
 }
 
 /// Fetches blobs into the node's store. Cheap to clone.
@@ -367,10 +375,49 @@ impl Inner {
                 p.phase = "peers".into();
                 p.total = size_hint;
             });
-            let served = self
+            let mut served = self
                 .clone()
-                .fetch_peers(id, peers, size_hint, &progress, &mut outcome.failed_peers)
+                .fetch_peers(
+                    id,
+                    peers.clone(),
+                    size_hint,
+                    &progress,
+                    &mut outcome.failed_peers,
+                )
                 .await;
+            // Peers that refused may sell it: buy from one, within budget.
+            if let Some(buyer) = &self.settings.buyer
+                && self
+                    .blobs
+                    .complete_size(&id)
+                    .await
+                    .map_err(store_err)?
+                    .is_none()
+            {
+                let refused: Vec<EndpointAddr> = peers
+                    .into_iter()
+                    .filter(|p| {
+                        let pid = p.id.to_string();
+                        outcome
+                            .failed_peers
+                            .iter()
+                            .any(|(f, why)| *f == pid && !why.starts_with("connect:"))
+                    })
+                    .collect();
+                for addr in refused {
+                    let pid = addr.id;
+                    match self.buy_from(id, addr, buyer).await {
+                        Ok(()) => {
+                            served.push(pid.to_string());
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::info!(%id, peer = %pid, "not bought: {e}");
+                            outcome.failed_peers.push((pid.to_string(), e));
+                        }
+                    }
+                }
+            }
             if let Some(size) = self.blobs.complete_size(&id).await.map_err(store_err)? {
                 self.blobs.record(&id, size).map_err(store_err)?;
                 outcome.size = size;
@@ -423,6 +470,84 @@ impl Inner {
         })
     }
 
+    /// Buys an allotment of `id` from `addr` and fetches it from there.
+    /// A peer that takes the payment and does not serve the whole blob is
+    /// avoided: the loss is one allotment.
+    async fn buy_from(
+        &self,
+        id: ContentId,
+        addr: EndpointAddr,
+        buyer: &BuyerSettings,
+    ) -> Result<(), String> {
+        let pid = addr.id;
+        let conn = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.endpoint.connect(addr.clone(), PAY_ALPN),
+        )
+        .await
+        .map_err(|_| "payment: connect timed out".to_owned())?
+        .map_err(|e| format!("payment: connect: {e}"))?;
+        let bought = crate::pay::buy(&conn, &id, buyer).await;
+        conn.close(0u32.into(), b"done");
+        match bought {
+            Ok(None) => return Err("payment: the peer says it is free".into()),
+            Ok(Some(record)) => self.record_spending(&record),
+            Err((e, spent)) => {
+                if let Some(record) = spent {
+                    self.record_spending(&record);
+                    self.avoid_peer(pid, AVOID_FOR);
+                }
+                return Err(format!("payment: {e}"));
+            }
+        }
+        let conn = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.endpoint.connect(addr, iroh_blobs::ALPN),
+        )
+        .await
+        .map_err(|_| "paid, then: connect timed out".to_owned())
+        .and_then(|r| r.map_err(|e| format!("paid, then: connect: {e}")));
+        let result = match conn {
+            Ok(conn) => {
+                let r = idle_timeout(
+                    self.blobs
+                        .store()
+                        .remote()
+                        .fetch(conn.clone(), hash_of(&id)),
+                    self.settings.peer_timeout,
+                )
+                .await;
+                conn.close(0u32.into(), b"done");
+                r.map_err(|e| format!("paid, then: {e}"))
+            }
+            Err(e) => Err(e),
+        };
+        let complete = matches!(self.blobs.complete_size(&id).await, Ok(Some(_)));
+        match result {
+            Ok(_) if complete => {
+                if let Ok(mut m) = self.avoid.lock() {
+                    m.remove(&pid);
+                }
+                Ok(())
+            }
+            Ok(_) => {
+                self.avoid_peer(pid, AVOID_FOR);
+                Err("paid, then the blob was not served whole".into())
+            }
+            Err(e) => {
+                self.avoid_peer(pid, AVOID_FOR);
+                Err(e)
+            }
+        }
+    }
+
+    fn record_spending(&self, record: &PaymentRecord) {
+        tracing::info!(id = %record.id, peer = %record.peer, sat = record.amount_sat, fee = record.fee_sat, "paid for an allotment");
+        if let Err(e) = self.blobs.record_payment(record) {
+            tracing::error!("recording spending: {e}");
+        }
+    }
+
     fn avoided_now(&self) -> Vec<EndpointId> {
         let now = Instant::now();
         self.avoid
@@ -453,6 +578,8 @@ impl Inner {
         failed: &mut Vec<(String, String)>,
     ) -> Vec<String> {
         let hash = hash_of(&id);
+        // The order peers were given in (given ones first, then advertised).
+        let order: Vec<EndpointId> = peers.iter().map(|p| p.id).collect();
         // Connect to up to MAX_PARALLEL_PEERS at once.
         let mut conns: Vec<(EndpointId, Connection)> = Vec::new();
         let dials = peers.into_iter().map(|addr| {
@@ -486,6 +613,9 @@ impl Inner {
         if conns.is_empty() {
             return Vec::new();
         }
+        // Dials finish in any order; whole-blob requests below go to peers
+        // in the order they were given.
+        conns.sort_by_key(|(pid, _)| order.iter().position(|p| p == pid));
 
         // Watch verified bytes grow.
         let watcher = {

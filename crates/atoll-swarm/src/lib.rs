@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod fetch;
 pub mod node;
+pub mod pay;
 pub mod store;
 
 pub use config::SwarmConfig;

@@ -71,6 +71,7 @@ pub struct NodeState {
     pub(crate) keys: NodeKeys,
     pub(crate) config: SwarmConfig,
     pub(crate) adverts_on: bool,
+    pub(crate) gate: Option<crate::pay::Gate>,
     advert_tx: mpsc::UnboundedSender<AdvertCmd>,
     started: Instant,
 }
@@ -116,6 +117,11 @@ impl NodeState {
     /// The fetcher.
     pub fn fetcher(&self) -> &Fetcher {
         &self.fetcher
+    }
+
+    /// The payment gate, when the node charges for paid blobs.
+    pub fn payment_gate(&self) -> Option<&crate::pay::Gate> {
+        self.gate.as_ref()
     }
 
     /// Current status.
@@ -239,16 +245,52 @@ impl NodeBuilder {
             }
             Some(map)
         };
+        let pay = &config.payment;
+        let gate = if pay.enabled {
+            Some(crate::pay::Gate::new(
+                blobs.clone(),
+                crate::pay::SellerSettings {
+                    price_sat_per_mb: pay.price_sat_per_mb,
+                    accepted_mints: pay.accepted_mints.clone(),
+                    trusted_peers: pay.trusted()?,
+                    wallet_socket: pay.wallet_socket.clone().unwrap_or_default(),
+                },
+            ))
+        } else {
+            None
+        };
+        let buyer = match &pay.wallet_socket {
+            Some(socket) if pay.max_price_sat_per_mb > 0 => Some(crate::pay::BuyerSettings {
+                wallet_socket: socket.clone(),
+                max_price_sat_per_mb: pay.max_price_sat_per_mb,
+                max_fee_sat: pay.max_fee_sat,
+            }),
+            _ => None,
+        };
+        let mut alpns = vec![iroh_blobs::ALPN.to_vec()];
+        if gate.is_some() {
+            alpns.push(crate::pay::PAY_ALPN.to_vec());
+        }
         let endpoint = endpoint_builder(keys.node.to_iroh(), relay_map)
-            .alpns(vec![iroh_blobs::ALPN.to_vec()])
+            .alpns(alpns)
             .bind_addr(config.node.bind)
             .map_err(|e| StartError::Endpoint(e.to_string()))?
             .bind()
             .await
             .map_err(|e| StartError::Endpoint(e.to_string()))?;
-        let router = Router::builder(endpoint.clone())
-            .accept(iroh_blobs::ALPN, BlobsProtocol::new(blobs.store(), None))
-            .spawn();
+        // Charging: the blobs protocol reports requests and chunks to the
+        // gate, which refuses and meters them.
+        let router = match &gate {
+            Some(gate) => Router::builder(endpoint.clone())
+                .accept(
+                    iroh_blobs::ALPN,
+                    BlobsProtocol::new(blobs.store(), Some(gate.events())),
+                )
+                .accept(crate::pay::PAY_ALPN, gate.clone()),
+            None => Router::builder(endpoint.clone())
+                .accept(iroh_blobs::ALPN, BlobsProtocol::new(blobs.store(), None)),
+        }
+        .spawn();
 
         let adverts = if config.nostr.relays.is_empty() {
             None
@@ -274,6 +316,7 @@ impl NodeBuilder {
                 origin_timeout: Duration::from_secs(config.fetch.origin_timeout_secs),
                 max_origin_bytes: config.fetch.max_origin_bytes,
                 tmp_dir: state.join("tmp"),
+                buyer,
             },
         )
         .map_err(|e| StartError::Other(e.to_string()))?;
@@ -287,6 +330,7 @@ impl NodeBuilder {
             fetcher,
             keys,
             adverts_on: adverts.is_some(),
+            gate,
             config,
             advert_tx,
             started: Instant::now(),

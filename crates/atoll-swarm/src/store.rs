@@ -74,6 +74,51 @@ pub struct BlobInfo {
     pub added_at: u64,
     /// When it was last read or added (unix seconds).
     pub last_access: u64,
+    /// Paid blobs are served to untrusted peers only for a payment (when
+    /// the node charges; see [`crate::pay`]).
+    #[serde(default)]
+    pub paid: bool,
+}
+
+/// Which way a payment went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Received for serving a peer.
+    Revenue,
+    /// Paid to a peer for fetching.
+    Spending,
+}
+
+/// One recorded payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PaymentRecord {
+    /// When (unix seconds; set when recorded).
+    pub at: u64,
+    /// Which way.
+    pub direction: Direction,
+    /// The peer's endpoint id.
+    pub peer: String,
+    /// The blob.
+    pub id: ContentId,
+    /// Sat received (revenue: after the mint's input fee) or sent to the
+    /// peer (spending).
+    pub amount_sat: u64,
+    /// Fees paid on top, in sat.
+    pub fee_sat: u64,
+    /// The token's mint.
+    pub mint: String,
+    /// Bytes of the allotment.
+    pub bytes: u64,
+}
+
+/// Sums of the recorded payments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PaymentTotals {
+    /// Sat received.
+    pub revenue_sat: u64,
+    /// Sat paid to peers plus fees.
+    pub spent_sat: u64,
 }
 
 /// The store. Cheap to clone.
@@ -107,7 +152,32 @@ CREATE TABLE IF NOT EXISTS blobs (
     seeding INTEGER NOT NULL DEFAULT 1,
     added_at INTEGER NOT NULL,
     last_access INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS payments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    direction TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    amount_sat INTEGER NOT NULL,
+    fee_sat INTEGER NOT NULL,
+    mint TEXT NOT NULL,
+    bytes INTEGER NOT NULL
 );";
+
+/// Adds columns a database made by an older version lacks.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("PRAGMA table_info(blobs)")?;
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !columns.iter().any(|c| c == "paid") {
+        conn.execute_batch("ALTER TABLE blobs ADD COLUMN paid INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "hash, size, pinned, seeding, added_at, last_access, paid";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, BlobInfoRow)> {
     Ok((
@@ -118,6 +188,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, BlobInfoRow)> {
             seeding: r.get(3)?,
             added_at: r.get::<_, i64>(4)? as u64,
             last_access: r.get::<_, i64>(5)? as u64,
+            paid: r.get(6)?,
         },
     ))
 }
@@ -128,6 +199,7 @@ struct BlobInfoRow {
     seeding: bool,
     added_at: u64,
     last_access: u64,
+    paid: bool,
 }
 
 impl BlobInfoRow {
@@ -139,6 +211,7 @@ impl BlobInfoRow {
             seeding: self.seeding,
             added_at: self.added_at,
             last_access: self.last_access,
+            paid: self.paid,
         })
     }
 }
@@ -164,6 +237,7 @@ impl Blobs {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let this = Self {
             fs,
             meta: Arc::new(Mutex::new(conn)),
@@ -329,7 +403,7 @@ impl Blobs {
         let r = self
             .meta()?
             .query_row(
-                "SELECT hash, size, pinned, seeding, added_at, last_access FROM blobs WHERE hash = ?1",
+                &format!("SELECT {COLUMNS} FROM blobs WHERE hash = ?1"),
                 params![hex],
                 row,
             )
@@ -340,9 +414,9 @@ impl Blobs {
     /// Every held blob, most recently used first.
     pub fn list(&self) -> Result<Vec<BlobInfo>, StoreError> {
         let meta = self.meta()?;
-        let mut stmt = meta.prepare(
-            "SELECT hash, size, pinned, seeding, added_at, last_access FROM blobs ORDER BY last_access DESC, hash",
-        )?;
+        let mut stmt = meta.prepare(&format!(
+            "SELECT {COLUMNS} FROM blobs ORDER BY last_access DESC, hash"
+        ))?;
         let rows = stmt.query_map([], row)?;
         let mut out = Vec::new();
         for r in rows {
@@ -380,6 +454,89 @@ impl Blobs {
     /// Starts or stops seeding.
     pub fn set_seeding(&self, id: &ContentId, seeding: bool) -> Result<BlobInfo, StoreError> {
         self.set_flag(id, "seeding", seeding)
+    }
+
+    /// Marks a blob paid or free.
+    pub fn set_paid(&self, id: &ContentId, paid: bool) -> Result<BlobInfo, StoreError> {
+        self.set_flag(id, "paid", paid)
+    }
+
+    /// Records a payment (its time is set now).
+    pub fn record_payment(&self, p: &PaymentRecord) -> Result<(), StoreError> {
+        let direction = match p.direction {
+            Direction::Revenue => "revenue",
+            Direction::Spending => "spending",
+        };
+        self.meta()?.execute(
+            "INSERT INTO payments (at, direction, peer, hash, amount_sat, fee_sat, mint, bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                now_secs() as i64,
+                direction,
+                p.peer,
+                p.id.to_hex(),
+                p.amount_sat as i64,
+                p.fee_sat as i64,
+                p.mint,
+                p.bytes as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Recorded payments, newest first.
+    pub fn payments(&self) -> Result<Vec<PaymentRecord>, StoreError> {
+        let meta = self.meta()?;
+        let mut stmt = meta.prepare(
+            "SELECT at, direction, peer, hash, amount_sat, fee_sat, mint, bytes
+             FROM payments ORDER BY seq DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (at, direction, peer, hash, amount, fee, mint, bytes) = r?;
+            let Ok(id) = ContentId::from_hex(&hash) else {
+                continue;
+            };
+            out.push(PaymentRecord {
+                at: at as u64,
+                direction: if direction == "revenue" {
+                    Direction::Revenue
+                } else {
+                    Direction::Spending
+                },
+                peer,
+                id,
+                amount_sat: amount as u64,
+                fee_sat: fee as u64,
+                mint,
+                bytes: bytes as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sums of the recorded payments.
+    pub fn payment_totals(&self) -> Result<PaymentTotals, StoreError> {
+        let mut t = PaymentTotals::default();
+        for p in self.payments()? {
+            match p.direction {
+                Direction::Revenue => t.revenue_sat += p.amount_sat,
+                Direction::Spending => t.spent_sat += p.amount_sat + p.fee_sat,
+            }
+        }
+        Ok(t)
     }
 
     /// Forgets a blob (held or partial); its bytes go at the next sweep.
