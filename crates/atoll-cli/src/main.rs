@@ -144,7 +144,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("atoll: error: {e:#}");
+            let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+            eprintln!("atoll: error: {}", atoll_core::service::error_chain(&*e));
             ExitCode::FAILURE
         }
     }

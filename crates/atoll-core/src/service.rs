@@ -222,7 +222,7 @@ pub fn main<F, Fut, E>(name: &str, run: F) -> std::process::ExitCode
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<std::process::ExitCode, E>>,
-    E: std::fmt::Debug + std::fmt::Display,
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
 {
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -235,12 +235,30 @@ where
     match runtime.block_on(run()) {
         Ok(code) => code,
         Err(e) => {
-            // `{:#}` shows an error's whole chain (anyhow).
-            tracing::error!("{e:#}");
-            eprintln!("{name}: {e:#}");
+            let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+            let message = error_chain(&*e);
+            tracing::error!("{message}");
+            eprintln!("{name}: {message}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its sources on one line, `outer: inner: …`, leaving out a
+/// source whose text the message already holds (many errors here name
+/// their source in their own message and also keep it as `source()`).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(src) = next {
+        let text = src.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = src.source();
+    }
+    out
 }
 
 /// Prints the outcome of `--check-config` for a loaded config.
@@ -256,6 +274,21 @@ pub fn report_config_ok<T: std::fmt::Debug>(path: Option<&Path>, config: &T) {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixDatagram;
+
+    #[test]
+    fn error_chains_say_each_cause_once() {
+        let io = std::io::Error::other("disk on fire");
+        let outer = crate::config::ConfigError::Read {
+            path: "/etc/x.toml".into(),
+            source: io,
+        };
+        let text = error_chain(&outer);
+        assert_eq!(text.matches("disk on fire").count(), 1, "{text}");
+        assert!(
+            text.starts_with("cannot read config file /etc/x.toml"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn watchdog_period_is_half_the_timeout() {
