@@ -92,6 +92,13 @@ impl Daemon {
         bail!("{} did not stop on SIGTERM", self.name)
     }
 
+    /// Kills it with SIGKILL (a crash) and reaps it.
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
