@@ -28,6 +28,8 @@
   in {
     packages = perSystem ({rust, ...}: rust.packages);
 
+    apps = perSystem (import ./nix/apps.nix);
+
     checks = perSystem ({
       pkgs,
       rust,

@@ -7,11 +7,16 @@
 #
 # Set ATOLL_DEMO_KEEP=1 to leave the swarm running until Ctrl-C.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+[ -n "${ATOLL_BIN_DIR:-}" ] || cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-cargo build -q --locked --bin atoll --bin atoll-swarmd --bin atoll-devnet
-BIN="$PWD/target/debug"
-DEMO="$(mktemp -d /tmp/atoll-demo.XXXXXX)"
+# `nix run .#demo` passes the built binaries in ATOLL_BIN_DIR.
+if [ -n "${ATOLL_BIN_DIR:-}" ]; then
+  BIN="$ATOLL_BIN_DIR"
+else
+  cargo build -q --locked --bin atoll --bin atoll-swarmd --bin atoll-devnet
+  BIN="$PWD/target/debug"
+fi
+DEMO="$(mktemp -d "${TMPDIR:-/tmp}/atoll-demo.XXXXXX")"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
