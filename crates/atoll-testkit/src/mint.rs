@@ -52,9 +52,26 @@ pub struct TestMintBuilder {
     network: LightningNetwork,
     input_fee_ppk: u64,
     melt_fee_sat: u64,
+    bind: std::net::SocketAddr,
+    latency_ms: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl TestMintBuilder {
+    /// Delays every HTTP request to the mint by the value of `ms` at the
+    /// time (milliseconds; 0: none), e.g. to stop a wallet mid-payment.
+    /// Default: no delay.
+    pub fn latency_ms(mut self, ms: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.latency_ms = Some(ms);
+        self
+    }
+
+    /// Address the mint's HTTP server listens on (port 0: an ephemeral
+    /// one). Default `127.0.0.1:0`.
+    pub fn bind(mut self, addr: std::net::SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
     /// Input fee of the mint's `sat` keyset, in parts per thousand per proof
     /// (NUT-02). Default 0.
     pub fn input_fee_ppk(mut self, input_fee_ppk: u64) -> Self {
@@ -70,8 +87,8 @@ impl TestMintBuilder {
         self
     }
 
-    /// Builds and starts the mint and serves it on an ephemeral port of
-    /// `127.0.0.1`.
+    /// Builds and starts the mint and serves it on its bind address
+    /// (default an ephemeral port of `127.0.0.1`).
     pub async fn spawn(self) -> Result<TestMint> {
         let dir = TempState::new("mint").context("creating the mint's state directory")?;
         let db = Arc::new(
@@ -80,7 +97,7 @@ impl TestMintBuilder {
                 .context("opening the mint database")?,
         );
 
-        let listener = TcpListener::bind(("127.0.0.1", 0))
+        let listener = TcpListener::bind(self.bind)
             .await
             .context("binding the mint's HTTP port")?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -125,6 +142,20 @@ impl TestMintBuilder {
                 return Err(err);
             }
         };
+        let router = match self.latency_ms {
+            Some(ms) => router.layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let delay = ms.load(std::sync::atomic::Ordering::Relaxed);
+                    async move {
+                        if delay > 0 {
+                            tokio::time::sleep(Duration::from_millis(delay)).await;
+                        }
+                        next.run(req).await
+                    }
+                },
+            )),
+            None => router,
+        };
         let cancel = CancellationToken::new();
         let server = tokio::spawn({
             let cancel = cancel.clone();
@@ -167,10 +198,12 @@ impl TestMint {
             network: network.clone(),
             input_fee_ppk: 0,
             melt_fee_sat: 0,
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            latency_ms: None,
         }
     }
 
-    /// The mint URL, `http://127.0.0.1:PORT`.
+    /// The mint URL, `http://ADDR:PORT` (default `http://127.0.0.1:PORT`).
     pub fn url(&self) -> &str {
         &self.url
     }

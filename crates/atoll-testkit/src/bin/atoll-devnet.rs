@@ -1,20 +1,32 @@
 //! `atoll-devnet`: the local infrastructure for the demo, the
 //! network-namespace scenarios and the NixOS VM tests — an iroh relay, a
-//! Nostr relay and optionally a static HTTP origin — until SIGTERM/SIGINT.
-//! Prints one `NAME=URL` line per service on stdout once they are up.
+//! Nostr relay and optionally a static HTTP origin, Cashu mints on one fake
+//! Lightning network and an endpoint that pays their invoices from outside —
+//! until SIGTERM/SIGINT. Prints one `NAME=URL` line per service on stdout
+//! once they are up.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Result;
+use atoll_testkit::lightning::LightningNetwork;
+use atoll_testkit::mint::TestMint;
 use atoll_testkit::{TestNostrRelay, TestRelay};
 
 fn usage() -> ! {
     eprintln!(
         "usage: atoll-devnet [--iroh-bind ADDR] [--nostr-bind ADDR] [--origin-dir DIR --origin-bind ADDR]\n\
+         \x20                   [--mints N [--mint-bind IP] [--melt-fee-sat SAT] [--lightning-bind ADDR]]\n\
          Runs an open iroh relay (plain HTTP), a Nostr relay and optionally an HTTP origin\n\
          serving the files of DIR at /<name>, for tests and the demo.\n\
-         Defaults: 127.0.0.1:0 for both (ephemeral ports). Not for production: the iroh\n\
-         relay admits everyone; use atoll-relayd for a group."
+         --mints N runs N Cashu test mints (fake Lightning backend, all on one network)\n\
+         on ephemeral ports of IP (printed as MINT_1=URL …), each charging SAT per melt,\n\
+         and on ADDR an endpoint `POST /pay {{\"bolt11\": \"…\"}}` that pays any of their\n\
+         invoices from outside the network (for funding test wallets; printed as LIGHTNING=URL),\n\
+         and `POST /latency {{\"ms\": N}}` that delays every mint request by N ms from then on.\n\
+         Defaults: 127.0.0.1:0 for every ADDR (ephemeral ports), 127.0.0.1 for IP. Not for\n\
+         production: the iroh relay admits everyone; use atoll-relayd for a group."
     );
     std::process::exit(2)
 }
@@ -24,16 +36,23 @@ async fn main() -> Result<()> {
     let mut iroh_bind: SocketAddr = "127.0.0.1:0".parse()?;
     let mut nostr_bind: SocketAddr = "127.0.0.1:0".parse()?;
     let mut origin_bind: SocketAddr = "127.0.0.1:0".parse()?;
+    let mut lightning_bind: SocketAddr = "127.0.0.1:0".parse()?;
+    let mut mint_bind: IpAddr = "127.0.0.1".parse()?;
+    let mut mints: u32 = 0;
+    let mut melt_fee_sat: u64 = 0;
     let mut origin_dir: Option<std::path::PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value =
-            || -> Result<SocketAddr> { Ok(args.next().unwrap_or_else(|| usage()).parse()?) };
+        let mut text = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
-            "--iroh-bind" => iroh_bind = value()?,
-            "--nostr-bind" => nostr_bind = value()?,
-            "--origin-bind" => origin_bind = value()?,
-            "--origin-dir" => origin_dir = Some(args.next().unwrap_or_else(|| usage()).into()),
+            "--iroh-bind" => iroh_bind = text().parse()?,
+            "--nostr-bind" => nostr_bind = text().parse()?,
+            "--origin-bind" => origin_bind = text().parse()?,
+            "--origin-dir" => origin_dir = Some(text().into()),
+            "--mints" => mints = text().parse()?,
+            "--mint-bind" => mint_bind = text().parse()?,
+            "--melt-fee-sat" => melt_fee_sat = text().parse()?,
+            "--lightning-bind" => lightning_bind = text().parse()?,
             _ => usage(),
         }
     }
@@ -50,13 +69,77 @@ async fn main() -> Result<()> {
             }
         });
     }
+    let network = LightningNetwork::new();
+    let latency = Arc::new(AtomicU64::new(0));
+    let mut test_mints = Vec::new();
+    for n in 1..=mints {
+        let mint = TestMint::builder(&network)
+            .bind(SocketAddr::new(mint_bind, 0))
+            .melt_fee_sat(melt_fee_sat)
+            .latency_ms(latency.clone())
+            .spawn()
+            .await?;
+        println!("MINT_{n}={}", mint.url());
+        test_mints.push(mint);
+    }
+    if mints > 0 {
+        let listener = tokio::net::TcpListener::bind(lightning_bind).await?;
+        println!("LIGHTNING=http://{}", listener.local_addr()?);
+        let network = network.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, pay_endpoint(network, latency)).await {
+                eprintln!("lightning: {e}");
+            }
+        });
+    }
     use std::io::Write;
     std::io::stdout().flush()?;
     atoll_core::service::Notifier::from_env().ready("relays up");
     atoll_core::service::shutdown_signal().await;
+    for mint in test_mints {
+        if let Err(e) = mint.shutdown().await {
+            eprintln!("mint: {e:#}");
+        }
+    }
     nostr.shutdown();
     relay.shutdown().await?;
     Ok(())
+}
+
+/// `POST /pay {"bolt11": "…"}`: someone outside the fake Lightning network
+/// pays the invoice ([`LightningNetwork::pay_external`]). 200 when paid,
+/// 400 with the error otherwise. `POST /latency {"ms": N}`: every mint
+/// request waits N ms from now on.
+fn pay_endpoint(network: LightningNetwork, latency: Arc<AtomicU64>) -> axum::Router {
+    use axum::{Json, http::StatusCode, routing::post};
+    #[derive(serde::Deserialize)]
+    struct Pay {
+        bolt11: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Latency {
+        ms: u64,
+    }
+    axum::Router::new()
+        .route(
+            "/latency",
+            post(move |Json(req): Json<Latency>| async move {
+                latency.store(req.ms, Ordering::Relaxed);
+                "ok\n"
+            }),
+        )
+        .route(
+            "/pay",
+            post(move |Json(req): Json<Pay>| {
+                let network = network.clone();
+                async move {
+                    match network.pay_external(&req.bolt11) {
+                        Ok(()) => (StatusCode::OK, "paid\n".to_owned()),
+                        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+                    }
+                }
+            }),
+        )
 }
 
 /// A static file server: `GET /<name>` for plain file names in `dir`.
