@@ -312,18 +312,10 @@ impl Inner {
             failed_peers: Vec::new(),
             failed_origins: Vec::new(),
         };
-        if let Some(size) = self.blobs.complete_size(&id).await.map_err(store_err)? {
-            self.blobs.protect(&id).await.map_err(store_err)?;
-            self.blobs.record(&id, size).map_err(store_err)?;
-            outcome.size = size;
-            progress.send_replace(Progress {
-                phase: "done".into(),
-                bytes: size,
-                total: Some(size),
-            });
-            return Ok(outcome);
-        }
         self.blobs.protect(&id).await.map_err(store_err)?;
+        if let Some(size) = self.blobs.complete_size(&id).await.map_err(store_err)? {
+            return self.done(outcome, size, Source::Local, &progress);
+        }
 
         // Peers: given ones first, then advertised ones.
         let me = self.endpoint.id();
@@ -419,15 +411,7 @@ impl Inner {
                 }
             }
             if let Some(size) = self.blobs.complete_size(&id).await.map_err(store_err)? {
-                self.blobs.record(&id, size).map_err(store_err)?;
-                outcome.size = size;
-                outcome.source = Source::Peers(served);
-                progress.send_replace(Progress {
-                    phase: "done".into(),
-                    bytes: size,
-                    total: Some(size),
-                });
-                return Ok(outcome);
+                return self.done(outcome, size, Source::Peers(served), &progress);
             }
         }
 
@@ -446,15 +430,7 @@ impl Inner {
             });
             match self.fetch_origin(&id, &url, &progress).await {
                 Ok(size) => {
-                    self.blobs.record(&id, size).map_err(store_err)?;
-                    outcome.size = size;
-                    outcome.source = Source::Origin(url);
-                    progress.send_replace(Progress {
-                        phase: "done".into(),
-                        bytes: size,
-                        total: Some(size),
-                    });
-                    return Ok(outcome);
+                    return self.done(outcome, size, Source::Origin(url), &progress);
                 }
                 Err(e) => {
                     tracing::warn!(%id, %url, "origin failed: {e}");
@@ -546,6 +522,26 @@ impl Inner {
         if let Err(e) = self.blobs.record_payment(record) {
             tracing::error!("recording spending: {e}");
         }
+    }
+
+    /// The blob is complete (`size` bytes, from `source`): list it and
+    /// report the end.
+    fn done(
+        &self,
+        mut outcome: FetchOutcome,
+        size: u64,
+        source: Source,
+        progress: &watch::Sender<Progress>,
+    ) -> Result<FetchOutcome, FetchError> {
+        self.blobs.record(&outcome.id, size).map_err(store_err)?;
+        outcome.size = size;
+        outcome.source = source;
+        progress.send_replace(Progress {
+            phase: "done".into(),
+            bytes: size,
+            total: Some(size),
+        });
+        Ok(outcome)
     }
 
     fn avoided_now(&self) -> Vec<EndpointId> {

@@ -366,6 +366,12 @@ impl Blobs {
             .temp_tag()
             .await
             .map_err(blobs_err)?;
+        self.hold(&tt).await
+    }
+
+    /// Tags and records a blob the store just imported (while its temp
+    /// tag still protects it).
+    async fn hold(&self, tt: &iroh_blobs::api::TempTag) -> Result<BlobInfo, StoreError> {
         let id = id_of(&tt.hash());
         self.protect(&id).await?;
         let size = self
@@ -388,13 +394,7 @@ impl Blobs {
             .temp_tag()
             .await
             .map_err(blobs_err)?;
-        let id = id_of(&tt.hash());
-        self.protect(&id).await?;
-        let size = self
-            .complete_size(&id)
-            .await?
-            .ok_or(StoreError::NotFound(id))?;
-        self.record(&id, size)
+        self.hold(&tt).await
     }
 
     /// One held blob.
