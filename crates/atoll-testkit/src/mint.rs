@@ -54,9 +54,19 @@ pub struct TestMintBuilder {
     melt_fee_sat: u64,
     bind: std::net::SocketAddr,
     latency_ms: Option<Arc<std::sync::atomic::AtomicU64>>,
+    reply_latency_ms: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl TestMintBuilder {
+    /// Delays every HTTP *answer* of the mint by the value of `ms` at the
+    /// time: the request is processed at once (a melt pays), the caller
+    /// learns it only later, e.g. to stop a wallet after a melt was paid
+    /// but before it knows. Default: no delay.
+    pub fn reply_latency_ms(mut self, ms: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.reply_latency_ms = Some(ms);
+        self
+    }
+
     /// Delays every HTTP request to the mint by the value of `ms` at the
     /// time (milliseconds; 0: none), e.g. to stop a wallet mid-payment.
     /// Default: no delay.
@@ -156,6 +166,22 @@ impl TestMintBuilder {
             )),
             None => router,
         };
+        let router = match self.reply_latency_ms {
+            Some(ms) => router.layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let ms = ms.clone();
+                    async move {
+                        let response = next.run(req).await;
+                        let delay = ms.load(std::sync::atomic::Ordering::Relaxed);
+                        if delay > 0 {
+                            tokio::time::sleep(Duration::from_millis(delay)).await;
+                        }
+                        response
+                    }
+                },
+            )),
+            None => router,
+        };
         let cancel = CancellationToken::new();
         let server = tokio::spawn({
             let cancel = cancel.clone();
@@ -200,6 +226,7 @@ impl TestMint {
             melt_fee_sat: 0,
             bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             latency_ms: None,
+            reply_latency_ms: None,
         }
     }
 

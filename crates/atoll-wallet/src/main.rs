@@ -17,6 +17,10 @@ struct Args {
     service: ServiceArgs,
 }
 
+/// Names a swap step at which the first swap pauses for good, for tests
+/// that kill the daemon there.
+const TEST_PAUSE_ENV: &str = "ATOLL_WALLET_TEST_PAUSE_AT";
+
 fn main() -> ExitCode {
     let args = Args::parse();
     service::main("atoll-walletd", || async {
@@ -42,6 +46,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .trust(config.wallet.trusted_mints.iter().cloned());
     if let Some(seed) = &config.wallet.seed_file {
         builder = builder.seed_file(seed);
+    }
+    // For tests that kill the daemon at one step of a swap (see
+    // `WalletBuilder::test_pause_at`).
+    if let Ok(point) = std::env::var(TEST_PAUSE_ENV) {
+        let point = point
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("{TEST_PAUSE_ENV}: {e}"))?;
+        tracing::warn!(%point, "{TEST_PAUSE_ENV} is set: the first swap to reach it stops there");
+        builder = builder.test_pause_at(Some(point));
     }
     let notifier = Notifier::from_env();
     let wallet = builder.open().await.context("opening the wallet")?;

@@ -15,8 +15,10 @@ use std::sync::PoisonError;
 
 use cdk::Amount;
 use cdk::amount::SplitTarget;
+use cdk::cdk_database::WalletDatabase;
 use cdk::nuts::{MeltQuoteState, MintQuoteState, PaymentMethod};
 use cdk::wallet::SendOptions;
+use cdk::wallet::types::{TransactionDirection, TransactionStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{StoreError, SwapField, SwapRecord, SwapStep};
@@ -67,12 +69,56 @@ pub struct Payment {
 
 /// Where a simulated crash happens: just before a step is taken (its intent
 /// journalled) or just after (taken, not yet journalled as done).
+///
+/// Written `before:<step>` or `after:<step>` (`after:melt_paid`), the form
+/// `ATOLL_WALLET_TEST_PAUSE_AT` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CrashPoint {
     /// The intent is journalled; the step is not taken.
     Before(SwapStep),
     /// The step is taken; the journal does not know yet.
     After(SwapStep),
+}
+
+impl CrashPoint {
+    /// Every point: before and after each step, in order.
+    pub fn all() -> impl Iterator<Item = CrashPoint> {
+        SwapStep::ALL
+            .into_iter()
+            .flat_map(|s| [CrashPoint::Before(s), CrashPoint::After(s)])
+    }
+}
+
+impl std::fmt::Display for CrashPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CrashPoint::Before(s) => write!(f, "before:{}", s.as_str()),
+            CrashPoint::After(s) => write!(f, "after:{}", s.as_str()),
+        }
+    }
+}
+
+impl std::str::FromStr for CrashPoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "`{text}` is not a swap step point; one of: {}",
+                CrashPoint::all()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let (when, step) = text.split_once(':').ok_or_else(bad)?;
+        let step = SwapStep::parse(step).ok_or_else(bad)?;
+        match when {
+            "before" => Ok(CrashPoint::Before(step)),
+            "after" => Ok(CrashPoint::After(step)),
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// Why a payment was not made.
@@ -181,6 +227,25 @@ impl From<StoreError> for SwapFail {
     }
 }
 
+/// cdk's record of the finished melt of `quote_id`, if there is one.
+async fn completed_melt(
+    wallet: &cdk::wallet::Wallet,
+    quote_id: &str,
+) -> Option<cdk::wallet::types::Transaction> {
+    match wallet
+        .list_transactions(Some(TransactionDirection::Outgoing))
+        .await
+    {
+        Ok(txs) => txs.into_iter().find(|t| {
+            t.quote_id.as_deref() == Some(quote_id) && t.status == TransactionStatus::Completed
+        }),
+        Err(e) => {
+            tracing::warn!(%quote_id, "reading cdk's record of a melt: {e}");
+            None
+        }
+    }
+}
+
 /// How one journal entry was settled.
 enum Settled {
     Finished(String),
@@ -200,15 +265,29 @@ impl Wallet {
             .unwrap_or_else(PoisonError::into_inner) = point;
     }
 
-    fn crash(&self, point: CrashPoint) -> Result<(), PayError> {
-        let mut armed = self
-            .inner
-            .crash_point
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if *armed == Some(point) {
-            *armed = None;
+    /// A simulated crash ([`Wallet::set_crash_point`]) or a test pause
+    /// ([`crate::WalletBuilder::test_pause_at`]) at `point`, else nothing.
+    async fn crash(&self, point: CrashPoint) -> Result<(), PayError> {
+        let crash = {
+            let mut armed = self
+                .inner
+                .crash_point
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let hit = *armed == Some(point);
+            if hit {
+                *armed = None;
+            }
+            hit
+        };
+        if crash {
             return Err(PayError::Crashed(point));
+        }
+        if self.inner.pause_point == Some(point) {
+            // For a test that kills the process here (kill -9): the point
+            // is announced, then this payment never goes on.
+            tracing::warn!(%point, "test pause: swap stopped here until the process is killed");
+            std::future::pending::<()>().await;
         }
         Ok(())
     }
@@ -368,6 +447,28 @@ impl Wallet {
         }))
     }
 
+    /// Closes a swap whose melt was paid but whose payment was not made:
+    /// the value stays at `target`, the budget and the history count the
+    /// fee.
+    fn keep_swap_value(
+        &self,
+        id: i64,
+        target: &str,
+        amount: u64,
+        purpose: &str,
+        fee: u64,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        let note = if purpose.is_empty() {
+            format!("payment not made; {amount} sat moved here ({outcome})")
+        } else {
+            format!("{purpose}: payment not made; {amount} sat moved here ({outcome})")
+        };
+        self.inner
+            .store
+            .close_kept_swap(id, target, amount, fee, &note, outcome)
+    }
+
     /// Closes a swap that moved nothing, releasing its budget.
     fn abandon(&self, id: i64, why: &str) -> Result<(), StoreError> {
         self.inner.store.drop_swap_spend(id)?;
@@ -392,7 +493,7 @@ impl Wallet {
         let wallet_t = self.cdk(target).map_err(PayError::from)?;
 
         let id = store.begin_swap(source, target, amount, mint_amount, &request.purpose)?;
-        self.crash(CrashPoint::Before(SwapStep::MintQuote))?;
+        self.crash(CrashPoint::Before(SwapStep::MintQuote)).await?;
         let mint_quote = match call(
             target,
             "mint quote",
@@ -411,13 +512,13 @@ impl Wallet {
                 return Err(SwapFail::Refused(e.to_string()));
             }
         };
-        self.crash(CrashPoint::After(SwapStep::MintQuote))?;
+        self.crash(CrashPoint::After(SwapStep::MintQuote)).await?;
         store.set_swap_field(id, SwapField::MintQuoteId, &mint_quote.id)?;
         store.set_swap_field(id, SwapField::Bolt11, &mint_quote.request)?;
         store.step_done(id, SwapStep::MintQuote)?;
 
         store.step_intent(id, SwapStep::MeltQuote)?;
-        self.crash(CrashPoint::Before(SwapStep::MeltQuote))?;
+        self.crash(CrashPoint::Before(SwapStep::MeltQuote)).await?;
         let melt_quote = match call(
             source,
             "melt quote",
@@ -436,7 +537,7 @@ impl Wallet {
                 return Err(SwapFail::Refused(e.to_string()));
             }
         };
-        self.crash(CrashPoint::After(SwapStep::MeltQuote))?;
+        self.crash(CrashPoint::After(SwapStep::MeltQuote)).await?;
         store.set_swap_field(id, SwapField::MeltQuoteId, &melt_quote.id)?;
         store.step_done(id, SwapStep::MeltQuote)?;
 
@@ -454,7 +555,7 @@ impl Wallet {
         let spend = store.record_spend(amount.saturating_add(estimate), Some(id))?;
 
         store.step_intent(id, SwapStep::MeltPaid)?;
-        self.crash(CrashPoint::Before(SwapStep::MeltPaid))?;
+        self.crash(CrashPoint::Before(SwapStep::MeltPaid)).await?;
         let prepared = match call(
             source,
             "prepare melt",
@@ -477,6 +578,9 @@ impl Wallet {
             return Err(SwapFail::Refused(reason));
         }
         let swap_fee = u64::from(prepared.swap_fee());
+        // Known now, paid only if the melt goes ahead: a resume after a
+        // paid melt adds it to the fee cdk records for the melt itself.
+        store.set_melt_swap_fee(id, swap_fee)?;
         let finalized = match call(source, "melt", prepared.confirm()).await {
             Ok(f) if f.state() == MeltQuoteState::Paid => f,
             other => {
@@ -502,12 +606,11 @@ impl Wallet {
             }
         };
         let melt_fee = u64::from(finalized.fee_paid()).saturating_add(swap_fee);
-        self.crash(CrashPoint::After(SwapStep::MeltPaid))?;
-        store.add_swap_fee(id, melt_fee)?;
-        store.step_done(id, SwapStep::MeltPaid)?;
+        self.crash(CrashPoint::After(SwapStep::MeltPaid)).await?;
+        store.step_done_with_fee(id, SwapStep::MeltPaid, melt_fee)?;
 
         store.step_intent(id, SwapStep::Minted)?;
-        self.crash(CrashPoint::Before(SwapStep::Minted))?;
+        self.crash(CrashPoint::Before(SwapStep::Minted)).await?;
         call(
             target,
             "mint",
@@ -520,11 +623,11 @@ impl Wallet {
         )
         .await
         .map_err(PayError::from)?;
-        self.crash(CrashPoint::After(SwapStep::Minted))?;
+        self.crash(CrashPoint::After(SwapStep::Minted)).await?;
         store.step_done(id, SwapStep::Minted)?;
 
         store.step_intent(id, SwapStep::Sent)?;
-        self.crash(CrashPoint::Before(SwapStep::Sent))?;
+        self.crash(CrashPoint::Before(SwapStep::Sent)).await?;
         let prepared = match call(
             target,
             "prepare send",
@@ -534,8 +637,14 @@ impl Wallet {
         {
             Ok(p) => p,
             Err(e) => {
-                store.finish_swap(id, "minted at target; no token made, value kept")?;
-                store.settle_swap_spend(id, melt_fee)?;
+                self.keep_swap_value(
+                    id,
+                    target,
+                    amount,
+                    &request.purpose,
+                    melt_fee,
+                    "minted at target; no token made, value kept",
+                )?;
                 return Err(PayError::from(e).into());
             }
         };
@@ -548,17 +657,22 @@ impl Wallet {
         let token = match call(target, "send", prepared.confirm(None)).await {
             Ok(t) => t,
             Err(e) => {
-                store.finish_swap(id, "minted at target; send failed, value kept")?;
-                store.settle_swap_spend(id, melt_fee)?;
+                self.keep_swap_value(
+                    id,
+                    target,
+                    amount,
+                    &request.purpose,
+                    melt_fee,
+                    "minted at target; send failed, value kept",
+                )?;
                 return Err(PayError::from(e).into());
             }
         };
-        self.crash(CrashPoint::After(SwapStep::Sent))?;
+        self.crash(CrashPoint::After(SwapStep::Sent)).await?;
         let token = token.to_string();
         let fee = melt_fee.saturating_add(send_fee);
         store.set_swap_field(id, SwapField::Token, &token)?;
-        store.add_swap_fee(id, send_fee)?;
-        store.step_done(id, SwapStep::Sent)?;
+        store.step_done_with_fee(id, SwapStep::Sent, send_fee)?;
         store.finish_swap(id, "sent")?;
         store.settle_spend(spend, amount.saturating_add(fee))?;
         store.add_history("swap", target, amount, fee, &request.purpose)?;
@@ -597,6 +711,7 @@ impl Wallet {
     /// returned to the caller) is revoked.
     pub async fn resume(&self) -> Result<ResumeReport, PayError> {
         let _guard = self.inner.pay_lock.lock().await;
+        self.recover_sagas().await;
         let mut report = ResumeReport::default();
         for record in self.inner.store.open_swaps()? {
             let id = record.id;
@@ -610,6 +725,41 @@ impl Wallet {
             }
         }
         Ok(report)
+    }
+
+    /// Finishes or rolls back cdk's own unfinished operations (a send,
+    /// receive, mint or melt cut short by a crash) at every mint that has
+    /// one, so no proof stays reserved and no paid output is left
+    /// unclaimed. A mint that is down is tried again at the next resume.
+    async fn recover_sagas(&self) {
+        let sagas = match self.inner.cdk_db.get_incomplete_sagas().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("reading cdk's unfinished operations: {e}");
+                return;
+            }
+        };
+        let mut mints: Vec<String> = sagas
+            .iter()
+            .filter(|s| s.unit == cdk::nuts::CurrencyUnit::Sat)
+            .map(|s| s.mint_url.to_string())
+            .collect();
+        mints.sort();
+        mints.dedup();
+        for mint in mints {
+            let recovered = match self.cdk(&mint) {
+                Ok(w) => call(&mint, "recover", w.recover_incomplete_sagas())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match recovered {
+                Ok(r) => tracing::info!(%mint, ?r, "finished interrupted wallet operations"),
+                Err(e) => {
+                    tracing::warn!(%mint, "interrupted wallet operations left for later: {e}")
+                }
+            }
+        }
     }
 
     /// Takes back the token of a swap that was made but never handed over.
@@ -644,6 +794,48 @@ impl Wallet {
         }
     }
 
+    /// The fee of a swap's melt that was paid while the journal did not
+    /// record it (the process died during the melt): what cdk recorded for
+    /// that melt quote once its saga is finished, plus the journalled input
+    /// fee of the swap the melt made first. If cdk cannot finish the saga
+    /// yet (the source mint is down), the quote's fee reserve stands in: an
+    /// upper bound, so the budget is never undercounted.
+    async fn learn_melt_fee(&self, wallet_s: &cdk::wallet::Wallet, record: &SwapRecord) -> u64 {
+        let id = record.id;
+        let Some(quote_id) = &record.melt_quote_id else {
+            return record.melt_swap_fee_sat;
+        };
+        let mut recorded = completed_melt(wallet_s, quote_id).await;
+        if recorded.is_none() {
+            // Killed mid-melt: cdk finishes the melt's saga (its change
+            // included) and records it.
+            if let Err(e) = wallet_s.recover_incomplete_sagas().await {
+                tracing::warn!(swap = id, "finishing the melt saga: {e}");
+            }
+            recorded = completed_melt(wallet_s, quote_id).await;
+        }
+        let melt_fee = match recorded {
+            Some(t) => u64::from(t.fee),
+            None => {
+                let reserve = call(
+                    &record.source,
+                    "melt quote status",
+                    wallet_s.check_melt_quote_status(quote_id),
+                )
+                .await
+                .map(|q| u64::from(q.fee_reserve))
+                .unwrap_or(0);
+                tracing::warn!(
+                    swap = id,
+                    reserve,
+                    "no record of the melt's fee yet; counting its fee reserve"
+                );
+                reserve
+            }
+        };
+        melt_fee.saturating_add(record.melt_swap_fee_sat)
+    }
+
     /// Settles one open swap from what the mints say.
     async fn settle(&self, record: SwapRecord) -> Result<Settled, PayError> {
         let store = &self.inner.store;
@@ -658,6 +850,9 @@ impl Wallet {
             self.abandon(id, why)?;
             return Ok(Settled::Finished(format!("abandoned: {why}")));
         }
+        // What the swap cost so far, and whether its melt was paid.
+        let mut fee_sat = record.fee_sat;
+        let mut melted = record.step_done_after_melt();
         if record.step == SwapStep::MeltPaid && !record.step_done {
             // Was the invoice paid? The target knows; else the source.
             let target_paid = match &record.mint_quote_id {
@@ -700,7 +895,10 @@ impl Wallet {
                     }
                 }
             }
-            store.step_done(id, SwapStep::MeltPaid)?;
+            let fee = self.learn_melt_fee(&wallet_s, &record).await;
+            store.step_done_with_fee(id, SwapStep::MeltPaid, fee)?;
+            fee_sat = fee_sat.saturating_add(fee);
+            melted = true;
         }
 
         if record.step != SwapStep::Sent && !(record.step == SwapStep::Minted && record.step_done) {
@@ -740,12 +938,20 @@ impl Wallet {
             }
             _ => "minted at target; no token made, value kept".to_owned(),
         };
-        if record.step_done_after_melt() {
+        if melted {
             // Only the fees were spent: the value stayed in the wallet.
-            store.settle_swap_spend(id, record.fee_sat)?;
+            self.keep_swap_value(
+                id,
+                target,
+                record.amount_sat,
+                &record.purpose,
+                fee_sat,
+                &outcome,
+            )?;
+        } else {
+            store.finish_swap(id, &outcome)?;
         }
-        store.finish_swap(id, &outcome)?;
-        tracing::info!(swap = id, fee_sat = record.fee_sat, amount_sat = record.amount_sat, %outcome, "swap settled");
+        tracing::info!(swap = id, fee_sat, amount_sat = record.amount_sat, %outcome, "swap settled");
         Ok(Settled::Finished(outcome))
     }
 }

@@ -68,11 +68,27 @@ CREATE TABLE IF NOT EXISTS swaps (
     melt_quote_id TEXT,
     send_operation TEXT,
     fee_sat INTEGER NOT NULL DEFAULT 0,
+    melt_swap_fee_sat INTEGER NOT NULL DEFAULT 0,
     token TEXT,
     finished INTEGER NOT NULL DEFAULT 0,
     outcome TEXT
 );
 ";
+
+/// Brings a database made by an earlier version up to [`SCHEMA`].
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_column: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('swaps') WHERE name = 'melt_swap_fee_sat'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_column {
+        conn.execute_batch(
+            "ALTER TABLE swaps ADD COLUMN melt_swap_fee_sat INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    Ok(())
+}
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> i64 {
@@ -109,7 +125,8 @@ impl SwapStep {
         SwapStep::Sent,
     ];
 
-    fn as_str(self) -> &'static str {
+    /// The step's name in the journal (`mint_quote`, `melt_paid`, …).
+    pub fn as_str(self) -> &'static str {
         match self {
             SwapStep::MintQuote => "mint_quote",
             SwapStep::MeltQuote => "melt_quote",
@@ -119,7 +136,7 @@ impl SwapStep {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|step| step.as_str() == s)
     }
 }
@@ -137,7 +154,11 @@ pub(crate) struct SwapRecord {
     pub melt_quote_id: Option<String>,
     pub send_operation: Option<String>,
     pub fee_sat: u64,
+    /// Input fee of the swap cdk makes before a melt (known before the
+    /// melt is confirmed, paid only if the melt goes ahead).
+    pub melt_swap_fee_sat: u64,
     pub token: Option<String>,
+    pub purpose: String,
 }
 
 /// One entry of the wallet's history.
@@ -145,7 +166,9 @@ pub(crate) struct SwapRecord {
 pub struct HistoryEntry {
     /// Unix seconds.
     pub at: i64,
-    /// `pay`, `swap`, `receive`, `invoice`, `pay_invoice`, `restore`.
+    /// `pay`, `swap`, `swap_kept` (a swap whose payment was not made: the
+    /// value stayed in the wallet, only the fee was spent), `receive`,
+    /// `invoice`, `pay_invoice`, `restore`.
     pub kind: String,
     /// The mint concerned (for a swap, the target).
     pub mint: String,
@@ -176,9 +199,12 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: a journalled intent must survive a power cut, not only a
+        // killed process, before the step it announces is taken.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -253,15 +279,6 @@ impl Store {
     pub fn drop_spend(&self, id: i64) -> Result<(), StoreError> {
         self.conn()
             .execute("DELETE FROM spends WHERE id = ?1", [id])?;
-        Ok(())
-    }
-
-    /// Sets the spend of a swap to what it really cost.
-    pub fn settle_swap_spend(&self, swap_id: i64, amount_sat: u64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE spends SET amount_sat = ?2 WHERE swap_id = ?1",
-            params![swap_id, to_i64(amount_sat)],
-        )?;
         Ok(())
     }
 
@@ -364,12 +381,59 @@ impl Store {
         Ok(())
     }
 
-    /// Adds to the fees a swap has paid.
-    pub fn add_swap_fee(&self, id: i64, fee_sat: u64) -> Result<(), StoreError> {
+    /// Journals that `step` was taken and cost `fee_sat`, in one statement
+    /// (so a resume never counts the fee twice).
+    pub fn step_done_with_fee(
+        &self,
+        id: i64,
+        step: SwapStep,
+        fee_sat: u64,
+    ) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE swaps SET fee_sat = fee_sat + ?2 WHERE id = ?1",
+            "UPDATE swaps SET step = ?2, step_done = 1, fee_sat = fee_sat + ?3 WHERE id = ?1",
+            params![id, step.as_str(), to_i64(fee_sat)],
+        )?;
+        Ok(())
+    }
+
+    /// Journals the input fee of the swap a melt makes first.
+    pub fn set_melt_swap_fee(&self, id: i64, fee_sat: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE swaps SET melt_swap_fee_sat = ?2 WHERE id = ?1",
             params![id, to_i64(fee_sat)],
         )?;
+        Ok(())
+    }
+
+    /// Closes a swap whose payment was not made although its melt was,
+    /// in one transaction: the value stayed in the wallet (at `target`), so
+    /// its spend becomes the fee alone, and the history shows the move and
+    /// its fee.
+    pub fn close_kept_swap(
+        &self,
+        id: i64,
+        target: &str,
+        amount_sat: u64,
+        fee_sat: u64,
+        note: &str,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE spends SET amount_sat = ?2 WHERE swap_id = ?1",
+            params![id, to_i64(fee_sat)],
+        )?;
+        tx.execute(
+            "INSERT INTO history (at, kind, mint, amount_sat, fee_sat, note)
+             VALUES (?1, 'swap_kept', ?2, ?3, ?4, ?5)",
+            params![now(), target, to_i64(amount_sat), to_i64(fee_sat), note],
+        )?;
+        tx.execute(
+            "UPDATE swaps SET finished = 1, outcome = ?2 WHERE id = ?1",
+            params![id, outcome],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -387,7 +451,7 @@ impl Store {
         let row = conn
             .query_row(
                 "SELECT id, source, target, amount_sat, step, step_done, mint_quote_id,
-                        melt_quote_id, send_operation, fee_sat, token
+                        melt_quote_id, send_operation, fee_sat, melt_swap_fee_sat, token, purpose
                  FROM swaps WHERE id = ?1",
                 [id],
                 row_to_raw,
@@ -401,7 +465,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, source, target, amount_sat, step, step_done, mint_quote_id,
-                    melt_quote_id, send_operation, fee_sat, token
+                    melt_quote_id, send_operation, fee_sat, melt_swap_fee_sat, token, purpose
              FROM swaps WHERE finished = 0 ORDER BY id",
         )?;
         let rows = stmt
@@ -444,7 +508,9 @@ type RawSwap = (
     Option<String>,
     Option<String>,
     i64,
+    i64,
     Option<String>,
+    String,
 );
 
 fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawSwap> {
@@ -460,11 +526,27 @@ fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawSwap> {
         r.get(8)?,
         r.get(9)?,
         r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
     ))
 }
 
 fn raw_to_record(raw: RawSwap) -> Result<SwapRecord, StoreError> {
-    let (id, source, target, amount, step, step_done, mq, melt, op, fee, token) = raw;
+    let (
+        id,
+        source,
+        target,
+        amount,
+        step,
+        step_done,
+        mq,
+        melt,
+        op,
+        fee,
+        melt_swap_fee,
+        token,
+        purpose,
+    ) = raw;
     let step = SwapStep::parse(&step).ok_or(StoreError::UnknownStep { id, step })?;
     Ok(SwapRecord {
         id,
@@ -477,6 +559,50 @@ fn raw_to_record(raw: RawSwap) -> Result<SwapRecord, StoreError> {
         melt_quote_id: melt,
         send_operation: op,
         fee_sat: to_u64(fee),
+        melt_swap_fee_sat: to_u64(melt_swap_fee),
         token,
+        purpose,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests may panic
+
+    use super::*;
+
+    /// A journal written by the first version (no `melt_swap_fee_sat`)
+    /// opens, keeps its open swap and gains the column.
+    #[test]
+    fn a_first_version_journal_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atoll-wallet.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let old = SCHEMA.replace("    melt_swap_fee_sat INTEGER NOT NULL DEFAULT 0,\n", "");
+            assert_ne!(old, SCHEMA, "the old schema lacks the column");
+            conn.execute_batch(&old).unwrap();
+            conn.execute(
+                "INSERT INTO swaps (created_at, source, target, amount_sat, mint_amount_sat,
+                                    purpose, step, step_done, fee_sat)
+                 VALUES (1, 'http://a', 'http://b', 30, 31, 'film', 'melt_paid', 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let open = store.open_swaps().unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].step, SwapStep::MeltPaid);
+        assert_eq!(open[0].melt_swap_fee_sat, 0);
+        assert_eq!(open[0].purpose, "film");
+        store.set_melt_swap_fee(open[0].id, 2).unwrap();
+        assert_eq!(
+            store.swap(open[0].id).unwrap().unwrap().melt_swap_fee_sat,
+            2
+        );
+        // Opening again is a no-op.
+        drop(store);
+        assert_eq!(Store::open(&path).unwrap().open_swaps().unwrap().len(), 1);
+    }
 }

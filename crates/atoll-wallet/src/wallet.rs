@@ -307,6 +307,7 @@ pub struct WalletBuilder {
     budget: Budget,
     trusted: Vec<String>,
     resume: bool,
+    pause_at: Option<CrashPoint>,
 }
 
 impl WalletBuilder {
@@ -332,6 +333,16 @@ impl WalletBuilder {
     /// cannot be settled now (a mint down) stay open for the next start.
     pub fn resume_on_open(mut self, resume: bool) -> Self {
         self.resume = resume;
+        self
+    }
+
+    /// For tests that kill the process at a given step of a swap: the
+    /// first swap to reach `point` logs `test pause` and stops there for
+    /// good (the rest of the wallet keeps serving). atoll-walletd sets it
+    /// from `ATOLL_WALLET_TEST_PAUSE_AT` (`before:melt_paid`, …). Default
+    /// none.
+    pub fn test_pause_at(mut self, point: Option<CrashPoint>) -> Self {
+        self.pause_at = point;
         self
     }
 
@@ -364,6 +375,7 @@ impl WalletBuilder {
                 budget: self.budget,
                 pay_lock: tokio::sync::Mutex::new(()),
                 crash_point: Mutex::new(None),
+                pause_point: self.pause_at,
             }),
         };
         if self.resume {
@@ -379,12 +391,13 @@ impl WalletBuilder {
 
 pub(crate) struct Inner {
     seed: [u8; 64],
-    cdk_db: Arc<WalletSqliteDatabase>,
+    pub(crate) cdk_db: Arc<WalletSqliteDatabase>,
     wallets: Mutex<HashMap<String, CdkWallet>>,
     pub(crate) store: Store,
     pub(crate) budget: Budget,
     pub(crate) pay_lock: tokio::sync::Mutex<()>,
     pub(crate) crash_point: Mutex<Option<CrashPoint>>,
+    pub(crate) pause_point: Option<CrashPoint>,
 }
 
 /// The Atoll wallet: ecash at several mints, a trust list, budgets and a
@@ -421,6 +434,7 @@ impl Wallet {
             budget: Budget::default(),
             trusted: Vec::new(),
             resume: true,
+            pause_at: None,
         }
     }
 
