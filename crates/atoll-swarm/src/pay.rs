@@ -57,6 +57,10 @@ pub const MB: u64 = 1_000_000;
 /// talks to a mint, so this is generous).
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the wallet may take to pay (a swap is several mint calls, each
+/// bounded by the wallet).
+const WALLET_PAY_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// A negotiation message. `Debug` redacts the token (bearer ecash).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -542,8 +546,10 @@ pub(crate) async fn buy(
         )));
     }
     let wallet = LocalClient::new(&settings.wallet_socket);
+    // A swap through slow mints can take a while; if this gives up, the
+    // wallet still finishes and takes back the token nobody took.
     let paid: WalletPayment = tokio::time::timeout(
-        STEP_TIMEOUT,
+        WALLET_PAY_TIMEOUT,
         wallet.post(
             "/pay",
             &WalletPay {
@@ -555,7 +561,7 @@ pub(crate) async fn buy(
         ),
     )
     .await
-    .map_err(|_| no_spend("wallet timed out".into()))?
+    .map_err(|_| no_spend("wallet timed out (it takes back the token it makes)".into()))?
     .map_err(|e| no_spend(format!("wallet: {e}")))?;
     // The token has left the wallet: from here on it is spent.
     let record = PaymentRecord {
@@ -568,19 +574,46 @@ pub(crate) async fn buy(
         mint: paid.mint,
         bytes,
     };
-    let spent = |e: String| (e, Some(record.clone()));
-    write_msg(&mut send, &PayMsg::Token { token: paid.token })
-        .await
-        .map_err(spent)?;
-    let reply = tokio::time::timeout(STEP_TIMEOUT, read_msg(&mut recv))
-        .await
-        .map_err(|_| spent("timed out".into()))?
-        .map_err(spent)?;
-    match reply {
-        PayMsg::Granted { .. } => Ok(Some(record)),
-        PayMsg::Refused { reason } => Err(spent(format!("token refused: {reason}"))),
-        other => Err(spent(format!("unexpected {other:?}"))),
+    let token = paid.token;
+    let error = match write_msg(
+        &mut send,
+        &PayMsg::Token {
+            token: token.clone(),
+        },
+    )
+    .await
+    {
+        Err(e) => e,
+        Ok(()) => match tokio::time::timeout(STEP_TIMEOUT, read_msg(&mut recv)).await {
+            Err(_) => "timed out".to_owned(),
+            Ok(Err(e)) => e,
+            Ok(Ok(PayMsg::Granted { .. })) => return Ok(Some(record)),
+            Ok(Ok(PayMsg::Refused { reason })) => format!("token refused: {reason}"),
+            Ok(Ok(other)) => format!("unexpected {other:?}"),
+        },
+    };
+    // No allotment: take the token back unless the peer redeemed it (then
+    // it is spent, the loss bounded by this one allotment).
+    Err(match reclaim(&wallet, &token).await {
+        Ok(()) => (format!("{error}; token taken back"), None),
+        Err(e) => (format!("{error}; token not taken back: {e}"), Some(record)),
+    })
+}
+
+/// Asks the wallet to take back a token the peer did not take.
+async fn reclaim(wallet: &LocalClient, token: &str) -> Result<(), String> {
+    #[derive(Serialize)]
+    struct Reclaim<'a> {
+        token: &'a str,
     }
+    let _: serde_json::Value = tokio::time::timeout(
+        WALLET_PAY_TIMEOUT,
+        wallet.post("/reclaim", &Reclaim { token }),
+    )
+    .await
+    .map_err(|_| "wallet timed out".to_owned())?
+    .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 #[cfg(test)]

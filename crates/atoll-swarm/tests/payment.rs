@@ -267,7 +267,7 @@ async fn paid_blobs_are_bought_metered_and_otherwise_fetched_from_the_origin() {
 
     // A seller that takes the token and serves nothing costs B one
     // allotment; it is avoided afterwards and the origin serves.
-    let rogue = Rogue::spawn(mint_a.url()).await;
+    let rogue = Rogue::spawn(mint_a.url(), false).await;
     let rogue_bytes = data(SIZE, 9);
     let rogue_id = ContentId::of(&rogue_bytes);
     let origin2 = Origin::spawn(vec![rogue_bytes], OriginMode::Good).await;
@@ -304,6 +304,49 @@ async fn paid_blobs_are_bought_metered_and_otherwise_fetched_from_the_origin() {
     );
     rogue.router.shutdown().await.unwrap();
 
+    // A seller that refuses the token it asked for (without redeeming
+    // it): B takes the token back and loses nothing.
+    let refuser = Rogue::spawn(mint_a.url(), true).await;
+    let refused_bytes = data(SIZE, 10);
+    let refused_id = ContentId::of(&refused_bytes);
+    let origin3 = Origin::spawn(vec![refused_bytes], OriginMode::Good).await;
+    let before = balance(&wallet_b).await;
+    let out = within(
+        "fetch from a seller that refuses the token",
+        b.node.state().fetch(req(
+            refused_id,
+            vec![refuser.addr.clone()],
+            vec![origin3.blob_url(&refused_id)],
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.source, Source::Origin(origin3.blob_url(&refused_id)));
+    let payments = b.node.state().blobs().payments().unwrap();
+    assert!(
+        !payments
+            .iter()
+            .any(|p| p.peer == refuser.addr.id.to_string()),
+        "a token taken back is no payment: {payments:?}"
+    );
+    // B bought the token by a swap into the seller's mint: only that
+    // swap's fee is gone.
+    let history = wallet_b.history(10).unwrap();
+    let bought = history
+        .iter()
+        .find(|e| e.note.contains(&refused_id.to_string()))
+        .unwrap_or_else(|| panic!("no purchase in {history:?}"));
+    assert_eq!(
+        balance(&wallet_b).await,
+        before - bought.fee_sat,
+        "the token came back whole: {history:?}"
+    );
+    assert!(
+        history.iter().any(|e| e.kind == "reclaim" && e.amount_sat == 1),
+        "{history:?}"
+    );
+    refuser.router.shutdown().await.unwrap();
+
     a.node.shutdown().await;
     b.node.shutdown().await;
     c.node.shutdown().await;
@@ -312,8 +355,9 @@ async fn paid_blobs_are_bought_metered_and_otherwise_fetched_from_the_origin() {
     mint_b.shutdown().await.unwrap();
 }
 
-/// A seller that offers 1 MB for 1 sat, says "granted" to any token, and
-/// serves nothing (its blob store is empty).
+/// A seller that offers 1 MB for 1 sat, says "granted" to any token (or
+/// refuses it) without redeeming it, and serves nothing (its blob store is
+/// empty).
 struct Rogue {
     router: iroh::protocol::Router,
     addr: iroh::EndpointAddr,
@@ -323,6 +367,8 @@ struct Rogue {
 #[derive(Debug, Clone)]
 struct RogueHandler {
     mint: String,
+    /// Answers the token with a refusal instead of a grant.
+    refuse: bool,
 }
 
 impl iroh::protocol::ProtocolHandler for RogueHandler {
@@ -342,9 +388,14 @@ impl iroh::protocol::ProtocolHandler for RogueHandler {
         };
         write_msg(&mut send, &offer).await.unwrap();
         if let Ok(PayMsg::Token { .. }) = read_msg(&mut recv).await {
-            write_msg(&mut send, &PayMsg::Granted { bytes: MB })
-                .await
-                .unwrap();
+            let answer = if self.refuse {
+                PayMsg::Refused {
+                    reason: "no".to_owned(),
+                }
+            } else {
+                PayMsg::Granted { bytes: MB }
+            };
+            write_msg(&mut send, &answer).await.unwrap();
         }
         send.finish()?;
         let _ = send.stopped().await;
@@ -353,7 +404,7 @@ impl iroh::protocol::ProtocolHandler for RogueHandler {
 }
 
 impl Rogue {
-    async fn spawn(mint: &str) -> Self {
+    async fn spawn(mint: &str, refuse: bool) -> Self {
         let endpoint = atoll_core::net::endpoint_builder(iroh::SecretKey::generate(), None)
             .bind_addr("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
             .unwrap()
@@ -370,6 +421,7 @@ impl Rogue {
                 atoll_swarm::pay::PAY_ALPN,
                 RogueHandler {
                     mint: mint.to_owned(),
+                    refuse,
                 },
             )
             .spawn();

@@ -4,8 +4,9 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | GET | `/balance` | spendable sat per mint and in total |
-//! | POST | `/pay` | [`PayRequest`] → [`crate::Payment`]; 409 when refused (fall back to the origin) |
+//! | POST | `/pay` | [`PayRequest`] → [`crate::Payment`]; 409 when refused (fall back to the origin). Runs to its end if the caller leaves; the token is then taken back |
 //! | POST | `/receive` | `{"token", "expected_amount_sat", "expected_mints"}` → [`crate::Received`] |
+//! | POST | `/reclaim` | `{"token"}`: takes back a token this wallet made that the payee never took → [`crate::Received`]; 409 if already redeemed |
 //! | POST | `/invoice` | `{"mint", "amount_sat"}` → [`crate::Invoice`] (a mint quote) |
 //! | POST | `/invoice/claim` | `{"mint", "quote_id"}` → `{"minted_sat"}` once paid |
 //! | POST | `/pay-invoice` | `{"mint", "bolt11"}` → [`crate::InvoicePaid`] (a melt) |
@@ -39,6 +40,7 @@ pub fn router(wallet: Wallet) -> Router {
         .route("/balance", get(balance))
         .route("/pay", post(pay))
         .route("/receive", post(receive))
+        .route("/reclaim", post(reclaim))
         .route("/invoice", post(invoice))
         .route("/invoice/claim", post(claim))
         .route("/pay-invoice", post(pay_invoice))
@@ -170,7 +172,45 @@ async fn balance(State(w): St) -> Result<Json<Balance>, ApiError> {
 }
 
 async fn pay(State(w): St, Json(req): Json<PayRequest>) -> Result<Json<Payment>, ApiError> {
-    w.pay(&req).await.map(Json).map_err(pay_error)
+    // The payment runs to its end even if the caller goes away (a swap is
+    // never cut short by a dropped connection), and a token nobody took
+    // is taken back.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let result = w.pay(&req).await;
+        if let Err(Ok(payment)) = tx.send(result) {
+            tracing::warn!(
+                mint = %payment.mint,
+                amount_sat = payment.amount_sat,
+                "the caller left before taking its token; taking it back"
+            );
+            if let Err(e) = w.reclaim(&payment.token).await {
+                tracing::error!(mint = %payment.mint, "taking back an undelivered token: {e}");
+            }
+        }
+    });
+    rx.await
+        .map_err(|_| ApiError::internal("the payment task ended without an answer"))?
+        .map(Json)
+        .map_err(pay_error)
+}
+
+/// `POST /reclaim`: a token this wallet made that its payee never took.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReclaimRequest {
+    /// The token.
+    pub token: String,
+}
+
+async fn reclaim(
+    State(w): St,
+    Json(req): Json<ReclaimRequest>,
+) -> Result<Json<Received>, ApiError> {
+    w.reclaim(&req.token)
+        .await
+        .map(Json)
+        .map_err(receive_error)
 }
 
 async fn receive(

@@ -16,6 +16,7 @@ use cdk::amount::SplitTarget;
 use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, MeltQuoteState, PaymentMethod, Token};
 use cdk::wallet::{ReceiveOptions, Wallet as CdkWallet};
+use cdk::cdk_database::WalletDatabase;
 use cdk_sqlite::WalletSqliteDatabase;
 use serde::{Deserialize, Serialize};
 
@@ -552,6 +553,26 @@ impl Wallet {
         expected_sat: u64,
         expected_mints: &[String],
     ) -> Result<Received, ReceiveError> {
+        self.accept(token, expected_sat, expected_mints, false)
+            .await
+    }
+
+    /// Takes back a token this wallet made that its payee never took (a
+    /// caller that went away, a peer that refused it): it is received
+    /// again at its mint, which must be one this wallet has used (trusted
+    /// or not any more). Whoever swaps a token first has it: if the payee
+    /// redeemed it already this fails with [`ReceiveError::AlreadySpent`].
+    pub async fn reclaim(&self, token: &str) -> Result<Received, ReceiveError> {
+        self.accept(token, 0, &[], true).await
+    }
+
+    async fn accept(
+        &self,
+        token: &str,
+        expected_sat: u64,
+        expected_mints: &[String],
+        reclaim: bool,
+    ) -> Result<Received, ReceiveError> {
         let token = token.trim();
         let parsed = Token::from_str(token).map_err(|source| ReceiveError::Malformed { source })?;
         let mint = parsed
@@ -568,9 +589,13 @@ impl Wallet {
             .iter()
             .filter_map(|m| normalize_mint_url(m).ok())
             .collect();
-        if !self.inner.store.is_trusted(&mint)?
-            || (!expected_mints.is_empty() && !expected.contains(&mint))
-        {
+        let known = if reclaim {
+            self.inner.store.is_trusted(&mint)? || self.has_used(&mint).await
+        } else {
+            self.inner.store.is_trusted(&mint)?
+                && (expected_mints.is_empty() || expected.contains(&mint))
+        };
+        if !known {
             return Err(ReceiveError::UntrustedMint { mint });
         }
         let value = u64::from(
@@ -597,15 +622,28 @@ impl Wallet {
         })?;
         let amount_sat = u64::from(received);
         let fee_sat = value.saturating_sub(amount_sat);
+        let (kind, note) = if reclaim {
+            ("reclaim", "undelivered token taken back")
+        } else {
+            ("receive", "token received")
+        };
         self.inner
             .store
-            .add_history("receive", &mint, amount_sat, fee_sat, "token received")?;
-        tracing::info!(%mint, amount_sat, fee_sat, "token received");
+            .add_history(kind, &mint, amount_sat, fee_sat, note)?;
+        tracing::info!(%mint, amount_sat, fee_sat, "{note}");
         Ok(Received {
             mint,
             amount_sat,
             fee_sat,
         })
+    }
+
+    /// Whether cdk's database knows `mint` (this wallet has used it).
+    async fn has_used(&self, mint: &str) -> bool {
+        let Ok(url) = MintUrl::from_str(mint) else {
+            return false;
+        };
+        matches!(self.inner.cdk_db.get_mint(url).await, Ok(Some(_)))
     }
 
     /// Asks a trusted mint for an invoice of `amount_sat` (a mint quote).
