@@ -1,5 +1,7 @@
 # nixosModules: `default` (every service, each off until enabled) and one per
-# service module in modules/ (modules/<name>.nix becomes nixosModules.<name>).
+# service module in modules/ (modules/<name>.nix becomes nixosModules.<name>;
+# nixosModules.devnet is test and development infrastructure, not a service
+# for production machines).
 # Each also adds the overlay that provides pkgs.atoll, the modules' package.
 {overlay}: let
   dir = ../modules;

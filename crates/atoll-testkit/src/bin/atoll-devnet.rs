@@ -3,13 +3,15 @@
 //! Nostr relay and optionally a static HTTP origin, Cashu mints on one fake
 //! Lightning network and an endpoint that pays their invoices from outside —
 //! until SIGTERM/SIGINT. Prints one `NAME=URL` line per service on stdout
-//! once they are up.
+//! once they are up, and then tells systemd (`Type=notify`: READY=1, and
+//! WATCHDOG=1 pings when `WatchdogSec=` is set); logs go to stderr.
+//! `modules/devnet.nix` runs it as a NixOS service for the VM tests.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use atoll_testkit::lightning::LightningNetwork;
 use atoll_testkit::mint::TestMint;
 use atoll_testkit::{TestNostrRelay, TestRelay};
@@ -17,28 +19,33 @@ use atoll_testkit::{TestNostrRelay, TestRelay};
 fn usage() -> ! {
     eprintln!(
         "usage: atoll-devnet [--iroh-bind ADDR] [--nostr-bind ADDR] [--origin-dir DIR --origin-bind ADDR]\n\
-         \x20                   [--mints N [--mint-bind IP] [--melt-fee-sat SAT] [--lightning-bind ADDR]]\n\
+         \x20                   [--mints N [--mint-bind IP] [--mint-port BASE] [--melt-fee-sat SAT]\n\
+         \x20                    [--lightning-bind ADDR]]\n\
          Runs an open iroh relay (plain HTTP), a Nostr relay and optionally an HTTP origin\n\
          serving the files of DIR at /<name>, for tests and the demo.\n\
-         --mints N runs N Cashu test mints (fake Lightning backend, all on one network)\n\
-         on ephemeral ports of IP (printed as MINT_1=URL …), each charging SAT per melt,\n\
-         and on ADDR an endpoint `POST /pay {{\"bolt11\": \"…\"}}` that pays any of their\n\
-         invoices from outside the network (for funding test wallets; printed as LIGHTNING=URL),\n\
-         and `POST /latency {{\"ms\": N}}` that delays every mint request by N ms from then on.\n\
-         Defaults: 127.0.0.1:0 for every ADDR (ephemeral ports), 127.0.0.1 for IP. Not for\n\
-         production: the iroh relay admits everyone; use atoll-relayd for a group."
+         --mints N runs N Cashu test mints (fake Lightning backend, all on one network) on IP,\n\
+         mint i on port BASE+i-1 (BASE 0: ephemeral ports; printed as MINT_1=URL …), each\n\
+         charging SAT per melt. Their state is temporary: every start makes new mints, with\n\
+         new keys and no ecash. On ADDR, an endpoint `POST /pay {{\"bolt11\": \"…\"}}` pays any\n\
+         of their invoices from outside the network (for funding test wallets; printed as\n\
+         LIGHTNING=URL), and `POST /latency {{\"ms\": N}}` delays every mint request by N ms\n\
+         from then on.\n\
+         Defaults: 127.0.0.1:0 for every ADDR (ephemeral ports), 127.0.0.1 for IP, 0 for BASE.\n\
+         Not for production: the iroh relay admits everyone; use atoll-relayd for a group."
     );
     std::process::exit(2)
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    atoll_core::service::init_tracing();
     let mut iroh_bind: SocketAddr = "127.0.0.1:0".parse()?;
     let mut nostr_bind: SocketAddr = "127.0.0.1:0".parse()?;
     let mut origin_bind: SocketAddr = "127.0.0.1:0".parse()?;
     let mut lightning_bind: SocketAddr = "127.0.0.1:0".parse()?;
     let mut mint_bind: IpAddr = "127.0.0.1".parse()?;
-    let mut mints: u32 = 0;
+    let mut mints: u16 = 0;
+    let mut mint_port: u16 = 0;
     let mut melt_fee_sat: u64 = 0;
     let mut origin_dir: Option<std::path::PathBuf> = None;
     let mut args = std::env::args().skip(1);
@@ -51,11 +58,13 @@ async fn main() -> Result<()> {
             "--origin-dir" => origin_dir = Some(text().into()),
             "--mints" => mints = text().parse()?,
             "--mint-bind" => mint_bind = text().parse()?,
+            "--mint-port" => mint_port = text().parse()?,
             "--melt-fee-sat" => melt_fee_sat = text().parse()?,
             "--lightning-bind" => lightning_bind = text().parse()?,
             _ => usage(),
         }
     }
+    let mint_ports = mint_ports(mint_port, mints)?;
     let relay = TestRelay::builder().bind(iroh_bind).spawn().await?;
     let nostr = TestNostrRelay::spawn_on(nostr_bind).await?;
     println!("IROH_RELAY={}", relay.url());
@@ -72,13 +81,15 @@ async fn main() -> Result<()> {
     let network = LightningNetwork::new();
     let latency = Arc::new(AtomicU64::new(0));
     let mut test_mints = Vec::new();
-    for n in 1..=mints {
+    for (n, port) in (1..).zip(mint_ports) {
+        let bind = SocketAddr::new(mint_bind, port);
         let mint = TestMint::builder(&network)
-            .bind(SocketAddr::new(mint_bind, 0))
+            .bind(bind)
             .melt_fee_sat(melt_fee_sat)
             .latency_ms(latency.clone())
             .spawn()
-            .await?;
+            .await
+            .with_context(|| format!("starting mint {n} on {bind}"))?;
         println!("MINT_{n}={}", mint.url());
         test_mints.push(mint);
     }
@@ -94,8 +105,14 @@ async fn main() -> Result<()> {
     }
     use std::io::Write;
     std::io::stdout().flush()?;
-    atoll_core::service::Notifier::from_env().ready("relays up");
+    let notifier = atoll_core::service::Notifier::from_env();
+    let watchdog = notifier.spawn_watchdog();
+    notifier.ready(&format!("relays up, {mints} mint(s)"));
     atoll_core::service::shutdown_signal().await;
+    notifier.stopping();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     for mint in test_mints {
         if let Err(e) = mint.shutdown().await {
             eprintln!("mint: {e:#}");
@@ -104,6 +121,19 @@ async fn main() -> Result<()> {
     nostr.shutdown();
     relay.shutdown().await?;
     Ok(())
+}
+
+/// The ports of `mints` mints from `base` (`--mint-port`): `base`,
+/// `base + 1`, …; all 0 (ephemeral) when `base` is 0.
+fn mint_ports(base: u16, mints: u16) -> Result<Vec<u16>> {
+    if base == 0 {
+        return Ok(vec![0; usize::from(mints)]);
+    }
+    let last = u32::from(base) + u32::from(mints.max(1)) - 1;
+    if last > u32::from(u16::MAX) {
+        bail!("--mint-port {base} with --mints {mints}: the last mint's port {last} is over 65535");
+    }
+    Ok((0..mints).map(|i| base + i).collect())
 }
 
 /// `POST /pay {"bolt11": "…"}`: someone outside the fake Lightning network
