@@ -51,10 +51,23 @@ impl Daemon {
         args: &[&str],
         log: &Path,
     ) -> Result<Self> {
+        Self::spawn_with_env(host, name, program, args, &[], log)
+    }
+
+    /// [`Daemon::spawn`] with extra environment variables.
+    pub fn spawn_with_env(
+        host: &Host,
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Self> {
         let out = std::fs::File::create(log)?;
         let child = host
             .command(program)
             .args(args)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 "info,atoll_swarm=debug,iroh=warn,iroh_relay=warn,noq=warn",

@@ -10,10 +10,12 @@
 //! trusted by A and holds nothing. C gets a paid blob free; B buys it and
 //! the balances move by exactly the price (plus B's fee); B over its
 //! wallet budget is refused and the origin serves; no sat appears or
-//! disappears. Then B's wallet is killed (SIGKILL) at a different step of
-//! a swap in each of several rounds (the devnet slows every mint request
-//! so the kill lands mid-swap) and restarted: no sat is lost or spent
-//! twice (see the known gap noted at the check).
+//! disappears. Then B's wallet is killed (SIGKILL) mid-swap and restarted,
+//! once at each of the ten journal points of a swap (before and after each
+//! step; `ATOLL_WALLET_TEST_PAUSE_AT` holds the swap there until the kill)
+//! and in rounds where the devnet slows every mint request so the kill
+//! lands inside a mint call: no sat is lost or spent twice, and every fee
+//! (the melt's, once it was paid) is in B's history.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
@@ -43,6 +45,30 @@ const FUNDS: u64 = 100;
 /// 2.5 MB: 3 sat, bought while B's wallet is killed.
 const BLOB3_BYTES: usize = 2_500_000;
 const BLOB3_PRICE: u64 = 3;
+/// The steps of a swap, each paused at and killed in one round (the names
+/// of `ATOLL_WALLET_TEST_PAUSE_AT`): the melt is paid from the sixth on.
+const STEPS: [&str; 10] = [
+    "before:mint_quote",
+    "after:mint_quote",
+    "before:melt_quote",
+    "after:melt_quote",
+    "before:melt_paid",
+    "after:melt_paid",
+    "before:minted",
+    "after:minted",
+    "before:sent",
+    "after:sent",
+];
+
+/// How a round kills B's wallet.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// When it pauses at this swap step.
+    AtStep(&'static str),
+    /// After this many mint requests' worth of LATENCY.
+    AfterRequests(f64),
+}
+
 /// Delay of every mint request while B's wallet is killed mid-swap.
 const LATENCY: Duration = Duration::from_millis(600);
 
@@ -94,6 +120,19 @@ struct WalletNode {
 impl WalletNode {
     /// Writes the config (trusted `mints`, per-payment budget) and starts it.
     fn start(host: &Host, d: &Path, name: &str, mints: &[&str], per_payment: u64) -> Result<Self> {
+        Self::start_pausing(host, d, name, mints, per_payment, None)
+    }
+
+    /// [`WalletNode::start`]; with `pause`, the first swap stops for good
+    /// at that step (`ATOLL_WALLET_TEST_PAUSE_AT`, e.g. `after:melt_paid`).
+    fn start_pausing(
+        host: &Host,
+        d: &Path,
+        name: &str,
+        mints: &[&str],
+        per_payment: u64,
+        pause: Option<&str>,
+    ) -> Result<Self> {
         let dir = d.join(format!("{name}-wallet"));
         std::fs::create_dir_all(&dir)?;
         let socket = dir.join("walletd.sock");
@@ -111,7 +150,11 @@ impl WalletNode {
             ),
         )?;
         let _ = std::fs::remove_file(&socket);
-        let mut daemon = Daemon::spawn(
+        let env: Vec<(&str, &str)> = pause
+            .map(|p| ("ATOLL_WALLET_TEST_PAUSE_AT", p))
+            .into_iter()
+            .collect();
+        let mut daemon = Daemon::spawn_with_env(
             host,
             &format!("{name}-wallet"),
             &bin("atoll-walletd")?,
@@ -121,6 +164,7 @@ impl WalletNode {
                 "--state-dir",
                 path_str(&dir.join("state"))?,
             ],
+            &env,
             &d.join(format!("{name}-wallet.log")),
         )?;
         let node = Self {
@@ -164,6 +208,50 @@ impl WalletNode {
             .and_then(|s| s.trim().strip_suffix("sat"))
             .and_then(|s| s.trim().parse().ok())
             .with_context(|| format!("no total in {text}"))
+    }
+
+    /// Balance at `mint` in sat (0 if none).
+    fn mint_balance(&self, mint: &str) -> Result<u64> {
+        let out = self.wallet(&["balance"])?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // "  {sat:>10} sat  {mint}"
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                match w[..] {
+                    [sat, "sat", m] if m.trim_end_matches('/') == mint.trim_end_matches('/') => {
+                        sat.parse::<u64>().ok()
+                    }
+                    _ => None,
+                }
+            })
+            .sum())
+    }
+
+    /// Hands everything held at `mint` to `to` as a token (so the next
+    /// payment must swap again); a token of value 0 is not made.
+    fn give_away(&self, to: &WalletNode, mint: &str) -> Result<()> {
+        let held = self.mint_balance(mint)?;
+        if held == 0 {
+            return Ok(());
+        }
+        let out = self.wallet(&[
+            "send",
+            &held.to_string(),
+            "--mint",
+            mint,
+            "--max-fee-sat",
+            "0",
+        ])?;
+        let token = String::from_utf8(out.stdout)?.trim().to_owned();
+        to.wallet(&["receive", &token])?;
+        ensure!(
+            self.mint_balance(mint)? == 0,
+            "{} still holds ecash at {mint}",
+            self.name
+        );
+        Ok(())
     }
 
     /// The wallet's history: (kind, amount, fee) per entry.
@@ -546,15 +634,29 @@ fn netns_payment_scenario() -> Result<()> {
         "sats are conserved: {held} held + {fees} fees != {FUNDS} funded"
     );
 
-    // B's wallet is killed (SIGKILL) in the middle of a swap: every mint
-    // request takes LATENCY, and the kill comes after a different number
-    // of them each round, so at a different step of the swap. After a
-    // restart the swap journal is settled: no sat is lost or spent twice.
+    // B's wallet is killed (SIGKILL) in the middle of a swap, at each step
+    // in turn: ATOLL_WALLET_TEST_PAUSE_AT stops the first swap at the step
+    // (its journal as a crash there leaves it) and the test kills the
+    // process once it says so. Then rounds where every mint request takes
+    // LATENCY and the kill comes after a number of them, landing inside
+    // the mint calls themselves (the melt included). After a restart the
+    // swap journal is settled: no sat is lost or spent twice, and every
+    // fee is in B's history.
     wb.daemon.stop()?;
     drop(wb);
-    let mut unreported_fees = 0;
-    for (round, kill_after) in [1.5_f64, 2.5, 3.5, 4.5, 5.5, 6.5].into_iter().enumerate() {
-        let wb = WalletNode::start(hb, d, "b", &[&mint1, &mint2], 1_000)?;
+    let rounds = STEPS
+        .iter()
+        .map(|s| Kill::AtStep(s))
+        .chain([2.5_f64, 4.5, 6.5].map(Kill::AfterRequests));
+    for (round, kill) in rounds.enumerate() {
+        let pause = match kill {
+            Kill::AtStep(step) => Some(step),
+            Kill::AfterRequests(_) => None,
+        };
+        let wb = WalletNode::start_pausing(hb, d, "b", &[&mint1, &mint2], 1_000, pause)?;
+        // Ecash left at mint 2 by an earlier round goes to C, so that B
+        // has to swap again.
+        wb.give_away(&wc, &mint2)?;
         let name = format!("third-{round}.bin");
         let blob3 = origin_dir.join(&name);
         random_file(&blob3, BLOB3_BYTES, 3 + round as u64)?;
@@ -566,7 +668,10 @@ fn netns_payment_scenario() -> Result<()> {
         let a_before = wa.balance()?;
         let b_before = wb.balance()?;
         let fees_before = wb.fees()?;
-        set_latency(hb, &lightning, LATENCY.as_millis() as u64)?;
+        let kept_before = kept_swaps(&wb)?;
+        if let Kill::AfterRequests(_) = kill {
+            set_latency(hb, &lightning, LATENCY.as_millis() as u64)?;
+        }
         let id3_s = id3.to_string();
         let out3 = d.join(format!("b3-{round}.out"));
         let fetch = Command::new(bin("atoll")?)
@@ -577,7 +682,17 @@ fn netns_payment_scenario() -> Result<()> {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()?;
-        std::thread::sleep(LATENCY.mul_f64(kill_after));
+        match kill {
+            Kill::AtStep(step) => {
+                wait_for(
+                    &format!("B's wallet to pause at {step}"),
+                    Duration::from_secs(60),
+                    || wb.daemon.log().contains("test pause").then_some(()),
+                )
+                .with_context(|| wb.daemon.log())?;
+            }
+            Kill::AfterRequests(n) => std::thread::sleep(LATENCY.mul_f64(n)),
+        }
         drop(wb); // SIGKILL
         set_latency(hb, &lightning, 0)?;
         let fetched = fetch.wait_with_output()?;
@@ -598,9 +713,10 @@ fn netns_payment_scenario() -> Result<()> {
         let received = wa.balance()? - a_before;
         let fees = wb.fees()? - fees_before;
         let b_after = wb.balance()?;
+        let kept = kept_swaps(&wb)? - kept_before;
         eprintln!(
-            "[{:?}] round {round}: killed after {kill_after} mint requests; B {b_before} -> \
-             {b_after} sat, A received {received} sat, B's fees {fees} sat; resume:{resumed}",
+            "[{:?}] round {round}: killed {kill:?}; B {b_before} -> {b_after} sat, A received \
+             {received} sat, B's fees {fees} sat, kept swaps {kept}; resume:{resumed}",
             started.elapsed()
         );
         ensure!(b_after <= b_before, "round {round}: B's wallet gained sats");
@@ -612,30 +728,32 @@ fn netns_payment_scenario() -> Result<()> {
             fees <= MAX_FEE,
             "round {round}: B's reported fees {fees} sat are over max_fee_sat"
         );
-        // What left B's wallet and is accounted for nowhere. A second melt
-        // (the swap paid twice) would show here as at least the amount.
-        let unreported = b_before - b_after - received;
-        let unreported = unreported.checked_sub(fees).with_context(|| {
-            format!("round {round}: B reports {fees} sat of fees but only lost {unreported}")
-        })?;
-        // Known gap: a swap killed while its melt was in flight is settled
-        // on restart ("minted at target") without learning the melt's fee,
-        // so that fee (MELT_FEE here, paid on the Lightning network) is in
-        // neither the wallet's history nor its budget. Anything else is a
-        // loss or a double spend.
-        assert!(
-            unreported == 0 || (unreported == MELT_FEE && resumed.contains("minted at target")),
-            "round {round}: a crash mid-swap lost or double-spent {unreported} sat: B had \
-             {b_before} sat, now {b_after}, A received {received}, reported fees {fees}; \
-             resume:{resumed}; history {:?}",
+        // Everything that left B's wallet went to A or is a fee in B's
+        // history; a second melt (the swap paid twice) would show here as
+        // at least the amount.
+        assert_eq!(
+            b_before - b_after,
+            received + fees,
+            "round {round}: a crash mid-swap lost or double-spent sats: B had {b_before} sat, \
+             now {b_after}, A received {received}, reported fees {fees}; resume:{resumed}; \
+             history {:?}",
             wb.history()?
         );
-        if unreported > 0 {
-            eprintln!("round {round}: KNOWN GAP: {unreported} sat melt fee not reported");
+        if let Kill::AtStep(step) = kill {
+            // A paused swap never handed its token over.
+            assert_eq!(received, 0, "round {round} ({step}): A was paid");
+            let melted = !STEPS[..5].contains(&step);
+            let (want_fees, want_kept) = if melted { (MELT_FEE, 1) } else { (0, 0) };
+            assert_eq!(
+                (fees, kept),
+                (want_fees, want_kept),
+                "round {round} ({step}): the melt fee is reported once if the melt was paid; \
+                 resume:{resumed}; history {:?}",
+                wb.history()?
+            );
         }
-        unreported_fees += unreported;
         let held = wa.balance()? + wb.balance()? + wc.balance()?;
-        let all_fees = wa.fees()? + wb.fees()? + wc.fees()? + unreported_fees;
+        let all_fees = wa.fees()? + wb.fees()? + wc.fees()?;
         assert_eq!(
             held + all_fees,
             FUNDS,
@@ -646,4 +764,9 @@ fn netns_payment_scenario() -> Result<()> {
     b.daemon.stop()?;
     eprintln!("[{:?}] payment scenario done", started.elapsed());
     Ok(())
+}
+
+/// How many swaps B's wallet closed with the value kept (history).
+fn kept_swaps(w: &WalletNode) -> Result<usize> {
+    Ok(w.history()?.iter().filter(|e| e.0 == "swap_kept").count())
 }

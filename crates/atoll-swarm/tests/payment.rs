@@ -342,7 +342,9 @@ async fn paid_blobs_are_bought_metered_and_otherwise_fetched_from_the_origin() {
         "the token came back whole: {history:?}"
     );
     assert!(
-        history.iter().any(|e| e.kind == "reclaim" && e.amount_sat == 1),
+        history
+            .iter()
+            .any(|e| e.kind == "reclaim" && e.amount_sat == 1),
         "{history:?}"
     );
     refuser.router.shutdown().await.unwrap();

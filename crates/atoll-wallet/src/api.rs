@@ -207,10 +207,7 @@ async fn reclaim(
     State(w): St,
     Json(req): Json<ReclaimRequest>,
 ) -> Result<Json<Received>, ApiError> {
-    w.reclaim(&req.token)
-        .await
-        .map(Json)
-        .map_err(receive_error)
+    w.reclaim(&req.token).await.map(Json).map_err(receive_error)
 }
 
 async fn receive(

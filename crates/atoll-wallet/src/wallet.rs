@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use cdk::Amount;
 use cdk::amount::SplitTarget;
+use cdk::cdk_database::WalletDatabase;
 use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, MeltQuoteState, PaymentMethod, Token};
 use cdk::wallet::{ReceiveOptions, Wallet as CdkWallet};
-use cdk::cdk_database::WalletDatabase;
 use cdk_sqlite::WalletSqliteDatabase;
 use serde::{Deserialize, Serialize};
 
