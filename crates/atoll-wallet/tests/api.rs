@@ -172,6 +172,46 @@ async fn every_route_answers() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
+    // A token nobody took is taken back once; a second time it is spent.
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/pay",
+        Some(json!({"accepted_mints": [a], "amount_sat": 7, "max_fee_sat": 0})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let payment: Payment = serde_json::from_value(body).unwrap();
+    let reclaim = json!({"token": payment.token});
+    let (status, body) = call(&app, Method::POST, "/reclaim", Some(reclaim.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let back: Received = serde_json::from_value(body).unwrap();
+    assert_eq!(back.amount_sat, 7);
+    let (status, body) = call(&app, Method::POST, "/reclaim", Some(reclaim)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    for hostile in [
+        json!({"token": "cashuBxyz"}),
+        json!({"token": ""}),
+        json!({"token": "x".repeat(100_000)}),
+    ] {
+        let (status, body) = call(&app, Method::POST, "/reclaim", Some(hostile)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/reclaim",
+        Some(json!({"token": "cashuBxyz", "amount": 1})),
+    )
+    .await;
+    assert!(status.is_client_error());
+    let (_, body) = call(&app, Method::GET, "/balance", None).await;
+    let balance: Balance = serde_json::from_value(body).unwrap();
+    assert_eq!(
+        balance.total_sat, FUNDS,
+        "pay + reclaim leaves the balance whole"
+    );
+
     // Refusals are 409 with a reason; unknown fields are refused.
     let (status, body) = call(
         &app,
@@ -222,7 +262,7 @@ async fn every_route_answers() {
     assert_eq!(status, StatusCode::OK);
     let history: Vec<HistoryEntry> = serde_json::from_value(body).unwrap();
     let kinds: Vec<&str> = history.iter().map(|h| h.kind.as_str()).collect();
-    assert_eq!(kinds, ["pay_invoice", "receive", "pay"]);
+    assert_eq!(kinds, ["pay_invoice", "reclaim", "pay"]);
 
     // Restore on a wallet that already holds its ecash changes nothing.
     let (_, body) = call(&app, Method::GET, "/balance", None).await;
