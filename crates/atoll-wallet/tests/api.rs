@@ -319,3 +319,68 @@ async fn serves_on_a_private_unix_socket() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+/// A caller that goes away while its payment is under way (the swarm node
+/// timing out, a killed CLI) does not cut the payment short, and the token
+/// it never collected is taken back: the balance comes back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_whose_caller_left_is_taken_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let network = LightningNetwork::new();
+    let latency = Arc::new(AtomicU64::new(0));
+    let mint = TestMint::builder(&network)
+        .latency_ms(latency.clone())
+        .spawn()
+        .await
+        .unwrap();
+    let payee_mint = TestMint::builder(&network).spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = open(&dir.path().join("state"), &[mint.url(), payee_mint.url()]).await;
+    fund(&network, &wallet, mint.url(), FUNDS).await;
+    let socket = dir.path().join("run/walletd.sock");
+    let listener = local_api::bind(&socket).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local_api::serve(listener, router(wallet.clone()), async {
+        let _ = stopped.await;
+    }));
+
+    // The payee takes only the other mint's ecash, so the wallet swaps;
+    // every request to the source mint now takes 400 ms and the caller
+    // gives up after 100.
+    latency.store(400, Ordering::Relaxed);
+    let client = LocalClient::new(&socket);
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        client.post::<_, Payment>(
+            "/pay",
+            &json!({"accepted_mints": [payee_mint.url()], "amount_sat": 9, "max_fee_sat": 0}),
+        ),
+    )
+    .await;
+    assert!(
+        gave_up.is_err(),
+        "the payment should outlast the caller: {gave_up:?}"
+    );
+
+    let history = within("the token to be taken back", async {
+        loop {
+            let history = wallet.history(10).unwrap();
+            if history.iter().any(|e| e.kind == "reclaim") {
+                return history;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds[..2], ["reclaim", "swap"], "{history:?}");
+    latency.store(0, Ordering::Relaxed);
+    assert_eq!(wallet.balance().await.unwrap().total_sat, FUNDS);
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    mint.shutdown().await.unwrap();
+    payee_mint.shutdown().await.unwrap();
+}
