@@ -17,6 +17,9 @@ struct Args {
     service: ServiceArgs,
 }
 
+/// How often open swaps (a mint was down) are tried again.
+const RESUME_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Names a swap step at which the first swap pauses for good, for tests
 /// that kill the daemon there.
 const TEST_PAUSE_ENV: &str = "ATOLL_WALLET_TEST_PAUSE_AT";
@@ -65,6 +68,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(socket = %socket.display(), total_sat = balance.total_sat, "wallet up");
     notifier.ready(&format!("holding {} sat", balance.total_sat));
     let watchdog = notifier.spawn_watchdog();
+    // A swap left open because a mint was down is settled once it is back.
+    let resumer = tokio::spawn({
+        let wallet = wallet.clone();
+        async move {
+            let mut tick = tokio::time::interval(RESUME_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if !matches!(wallet.unsettled_swaps(), Ok(n) if n > 0) {
+                    continue;
+                }
+                match wallet.resume().await {
+                    Ok(report) => tracing::info!(?report, "resumed the swap journal"),
+                    Err(e) => tracing::warn!("resuming the swap journal: {e}"),
+                }
+            }
+        }
+    });
     let served = local_api::serve(
         listener,
         atoll_wallet::api::router(wallet),
@@ -72,6 +93,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await;
     notifier.stopping();
+    resumer.abort();
     if let Some(w) = watchdog {
         w.abort();
     }

@@ -434,6 +434,7 @@ impl Wallet {
                 return Err(e.into());
             }
         };
+        self.inner.store.spend_token(spend, &token.to_string())?;
         self.inner
             .store
             .add_history("pay", mint, amount, fee, &request.purpose)?;
@@ -675,6 +676,7 @@ impl Wallet {
         store.step_done_with_fee(id, SwapStep::Sent, send_fee)?;
         store.finish_swap(id, "sent")?;
         store.settle_spend(spend, amount.saturating_add(fee))?;
+        store.spend_token(spend, &token)?;
         store.add_history("swap", target, amount, fee, &request.purpose)?;
         tracing::info!(%source, %target, amount, fee, purpose = %request.purpose, "paid by swap");
         Ok(Payment {

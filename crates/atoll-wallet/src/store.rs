@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS spends (
     id INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
     amount_sat INTEGER NOT NULL,
-    swap_id INTEGER
+    swap_id INTEGER,
+    token_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY,
@@ -75,19 +76,33 @@ CREATE TABLE IF NOT EXISTS swaps (
 );
 ";
 
+/// Columns added after the first version: (table, column, definition).
+const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    ("swaps", "melt_swap_fee_sat", "INTEGER NOT NULL DEFAULT 0"),
+    ("spends", "token_hash", "TEXT"),
+];
+
 /// Brings a database made by an earlier version up to [`SCHEMA`].
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let has_column: bool = conn.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('swaps') WHERE name = 'melt_swap_fee_sat'",
-        [],
-        |r| r.get::<_, i64>(0).map(|n| n > 0),
-    )?;
-    if !has_column {
-        conn.execute_batch(
-            "ALTER TABLE swaps ADD COLUMN melt_swap_fee_sat INTEGER NOT NULL DEFAULT 0",
+    for (table, column, definition) in ADDED_COLUMNS {
+        let has_column: bool = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
         )?;
+        if !has_column {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
     }
     Ok(())
+}
+
+/// What the spending record keeps of a token: a hash (a token is a bearer
+/// note; the record never holds one).
+fn token_hash(token: &str) -> String {
+    blake3::hash(token.trim().as_bytes()).to_hex().to_string()
 }
 
 /// Seconds since the Unix epoch.
@@ -274,6 +289,27 @@ impl Store {
             params![id, to_i64(amount_sat)],
         )?;
         Ok(())
+    }
+
+    /// Notes which token a spend paid for, so that taking the token back
+    /// can refund the budget.
+    pub fn spend_token(&self, id: i64, token: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE spends SET token_hash = ?2 WHERE id = ?1",
+            params![id, token_hash(token)],
+        )?;
+        Ok(())
+    }
+
+    /// A token came back (`back_sat` of it): its spend keeps only what was
+    /// lost on the way (fees). Once per token; `false` if no spend has it.
+    pub fn refund_token(&self, token: &str, back_sat: u64) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE spends SET amount_sat = MAX(amount_sat - ?2, 0), token_hash = NULL
+             WHERE token_hash = ?1",
+            params![token_hash(token), to_i64(back_sat)],
+        )?;
+        Ok(n > 0)
     }
 
     pub fn drop_spend(&self, id: i64) -> Result<(), StoreError> {
@@ -579,8 +615,13 @@ mod tests {
         let path = dir.path().join("atoll-wallet.sqlite");
         {
             let conn = Connection::open(&path).unwrap();
-            let old = SCHEMA.replace("    melt_swap_fee_sat INTEGER NOT NULL DEFAULT 0,\n", "");
-            assert_ne!(old, SCHEMA, "the old schema lacks the column");
+            let old = SCHEMA
+                .replace("    melt_swap_fee_sat INTEGER NOT NULL DEFAULT 0,\n", "")
+                .replace(
+                    "    swap_id INTEGER,\n    token_hash TEXT\n",
+                    "    swap_id INTEGER\n",
+                );
+            assert!(!old.contains("melt_swap_fee") && !old.contains("token_hash"));
             conn.execute_batch(&old).unwrap();
             conn.execute(
                 "INSERT INTO swaps (created_at, source, target, amount_sat, mint_amount_sat,
@@ -601,6 +642,11 @@ mod tests {
             store.swap(open[0].id).unwrap().unwrap().melt_swap_fee_sat,
             2
         );
+        let spend = store.record_spend(10, None).unwrap();
+        store.spend_token(spend, "cashuBtoken").unwrap();
+        assert!(store.refund_token(" cashuBtoken\n", 9).unwrap());
+        assert_eq!(store.spent_since(0).unwrap(), 1, "the fee stays spent");
+        assert!(!store.refund_token("cashuBtoken", 9).unwrap(), "once only");
         // Opening again is a no-op.
         drop(store);
         assert_eq!(Store::open(&path).unwrap().open_swaps().unwrap().len(), 1);

@@ -461,6 +461,12 @@ impl Wallet {
         Ok(wallet)
     }
 
+    /// How many swaps the journal still holds open (a mint was down when
+    /// they were resumed): [`Wallet::resume`] again settles them.
+    pub fn unsettled_swaps(&self) -> Result<usize, StoreError> {
+        Ok(self.inner.store.open_swaps()?.len())
+    }
+
     /// The spending limits.
     pub fn budget(&self) -> Budget {
         self.inner.budget
@@ -610,6 +616,9 @@ impl Wallet {
             });
         }
         let wallet = self.cdk(&mint)?;
+        // One value-moving operation at a time: a resume's recovery of
+        // cdk's unfinished operations never meets a live one.
+        let _guard = self.inner.pay_lock.lock().await;
         let received = call(
             &mint,
             "receive",
@@ -623,6 +632,8 @@ impl Wallet {
         let amount_sat = u64::from(received);
         let fee_sat = value.saturating_sub(amount_sat);
         let (kind, note) = if reclaim {
+            // What came back no longer counts against the budget.
+            self.inner.store.refund_token(token, amount_sat)?;
             ("reclaim", "undelivered token taken back")
         } else {
             ("receive", "token received")
@@ -678,6 +689,7 @@ impl Wallet {
     pub async fn claim_invoice(&self, mint: &str, quote_id: &str) -> Result<u64, WalletError> {
         let mint = normalize_mint_url(mint)?;
         let wallet = self.cdk(&mint)?;
+        let _guard = self.inner.pay_lock.lock().await;
         let quote = call(
             &mint,
             "mint quote status",

@@ -337,7 +337,17 @@ async fn a_payment_whose_caller_left_is_taken_back() {
         .unwrap();
     let payee_mint = TestMint::builder(&network).spawn().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let wallet = open(&dir.path().join("state"), &[mint.url(), payee_mint.url()]).await;
+    // A per-day budget of 1,000 sat, so that what is left shows what was
+    // counted as spent.
+    let wallet = atoll_wallet::Wallet::builder(dir.path().join("state"))
+        .budget(atoll_wallet::Budget {
+            per_payment_sat: 10_000,
+            per_day_sat: 1_000,
+        })
+        .trust([mint.url(), payee_mint.url()])
+        .open()
+        .await
+        .unwrap();
     fund(&network, &wallet, mint.url(), FUNDS).await;
     let socket = dir.path().join("run/walletd.sock");
     let listener = local_api::bind(&socket).await.unwrap();
@@ -378,6 +388,11 @@ async fn a_payment_whose_caller_left_is_taken_back() {
     assert_eq!(kinds[..2], ["reclaim", "swap"], "{history:?}");
     latency.store(0, Ordering::Relaxed);
     assert_eq!(wallet.balance().await.unwrap().total_sat, FUNDS);
+    assert_eq!(
+        wallet.budget_left().unwrap(),
+        1_000,
+        "a token taken back costs no budget"
+    );
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
