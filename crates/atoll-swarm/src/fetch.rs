@@ -448,7 +448,8 @@ impl Inner {
 
     /// Buys an allotment of `id` from `addr` and fetches it from there.
     /// A peer that takes the payment and does not serve the whole blob is
-    /// avoided: the loss is one allotment.
+    /// avoided, and its token taken back unless it redeemed it: the loss is
+    /// at most one allotment.
     async fn buy_from(
         &self,
         id: ContentId,
@@ -465,9 +466,9 @@ impl Inner {
         .map_err(|e| format!("payment: connect: {e}"))?;
         let bought = crate::pay::buy(&conn, &id, buyer).await;
         conn.close(0u32.into(), b"done");
-        match bought {
+        let bought = match bought {
             Ok(None) => return Err("payment: the peer says it is free".into()),
-            Ok(Some(record)) => self.record_spending(&record),
+            Ok(Some(bought)) => bought,
             Err((e, spent)) => {
                 if let Some(record) = spent {
                     self.record_spending(&record);
@@ -475,7 +476,7 @@ impl Inner {
                 }
                 return Err(format!("payment: {e}"));
             }
-        }
+        };
         let conn = tokio::time::timeout(
             CONNECT_TIMEOUT,
             self.endpoint.connect(addr, iroh_blobs::ALPN),
@@ -499,20 +500,23 @@ impl Inner {
             Err(e) => Err(e),
         };
         let complete = matches!(self.blobs.complete_size(&id).await, Ok(Some(_)));
-        match result {
+        let error = match result {
             Ok(_) if complete => {
+                self.record_spending(&bought.record);
                 if let Ok(mut m) = self.avoid.lock() {
                     m.remove(&pid);
                 }
-                Ok(())
+                return Ok(());
             }
-            Ok(_) => {
-                self.avoid_peer(pid, AVOID_FOR);
-                Err("paid, then the blob was not served whole".into())
-            }
+            Ok(_) => "paid, then the blob was not served whole".to_owned(),
+            Err(e) => e,
+        };
+        self.avoid_peer(pid, AVOID_FOR);
+        match crate::pay::reclaim(&buyer.wallet_socket, &bought.token).await {
+            Ok(()) => Err(format!("{error}; the unredeemed token was taken back")),
             Err(e) => {
-                self.avoid_peer(pid, AVOID_FOR);
-                Err(e)
+                self.record_spending(&bought.record);
+                Err(format!("{error}; the token is lost ({e})"))
             }
         }
     }

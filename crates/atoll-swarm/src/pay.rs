@@ -509,14 +509,15 @@ pub struct BuyerSettings {
 }
 
 /// Buys an allotment of `id` from the peer on `conn` (a connection on
-/// [`PAY_ALPN`]). `Ok(None)`: the peer serves it free; `Ok(Some(record))`:
-/// granted, and what was spent; `Err`: no deal (nothing spent unless the
-/// record in the error says so).
+/// [`PAY_ALPN`]). `Ok(None)`: the peer serves it free; `Ok(Some(bought))`:
+/// granted, what was spent and the token (to take back if the peer then
+/// serves nothing); `Err`: no deal (nothing spent unless the record in the
+/// error says so).
 pub(crate) async fn buy(
     conn: &Connection,
     id: &ContentId,
     settings: &BuyerSettings,
-) -> Result<Option<PaymentRecord>, (String, Option<PaymentRecord>)> {
+) -> Result<Option<Bought>, (String, Option<PaymentRecord>)> {
     let no_spend = |e: String| -> (String, Option<PaymentRecord>) { (e, None) };
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| no_spend(e.to_string()))?;
     write_msg(&mut send, &PayMsg::Want { id: *id })
@@ -587,21 +588,32 @@ pub(crate) async fn buy(
         Ok(()) => match tokio::time::timeout(STEP_TIMEOUT, read_msg(&mut recv)).await {
             Err(_) => "timed out".to_owned(),
             Ok(Err(e)) => e,
-            Ok(Ok(PayMsg::Granted { .. })) => return Ok(Some(record)),
+            Ok(Ok(PayMsg::Granted { .. })) => return Ok(Some(Bought { record, token })),
             Ok(Ok(PayMsg::Refused { reason })) => format!("token refused: {reason}"),
             Ok(Ok(other)) => format!("unexpected {other:?}"),
         },
     };
     // No allotment: take the token back unless the peer redeemed it (then
     // it is spent, the loss bounded by this one allotment).
-    Err(match reclaim(&wallet, &token).await {
+    Err(match reclaim(&settings.wallet_socket, &token).await {
         Ok(()) => (format!("{error}; token taken back"), None),
         Err(e) => (format!("{error}; token not taken back: {e}"), Some(record)),
     })
 }
 
-/// Asks the wallet to take back a token the peer did not take.
-async fn reclaim(wallet: &LocalClient, token: &str) -> Result<(), String> {
+/// An allotment bought: what it cost, and the token that paid for it.
+#[derive(Debug, Clone)]
+pub(crate) struct Bought {
+    /// The spending.
+    pub record: PaymentRecord,
+    /// The token handed over.
+    pub token: String,
+}
+
+/// Asks the wallet on `socket` to take back a token the peer did not take
+/// (fails if the peer redeemed it).
+pub(crate) async fn reclaim(socket: &std::path::Path, token: &str) -> Result<(), String> {
+    let wallet = LocalClient::new(socket);
     #[derive(Serialize)]
     struct Reclaim<'a> {
         token: &'a str,

@@ -265,9 +265,9 @@ async fn paid_blobs_are_bought_metered_and_otherwise_fetched_from_the_origin() {
     assert!(got.is_err(), "a spent allotment still served the blob");
     assert_eq!(gate.remaining(&b_id, &paid.id), 0);
 
-    // A seller that takes the token and serves nothing costs B one
+    // A seller that redeems the token and serves nothing costs B one
     // allotment; it is avoided afterwards and the origin serves.
-    let rogue = Rogue::spawn(mint_a.url(), false).await;
+    let rogue = Rogue::spawn(mint_a.url(), RogueMode::RedeemAndGrant).await;
     let rogue_bytes = data(SIZE, 9);
     let rogue_id = ContentId::of(&rogue_bytes);
     let origin2 = Origin::spawn(vec![rogue_bytes], OriginMode::Good).await;
@@ -304,9 +304,50 @@ async fn paid_blobs_are_bought_metered_and_otherwise_fetched_from_the_origin() {
     );
     rogue.router.shutdown().await.unwrap();
 
+    // A seller that says "granted" but neither redeems the token nor
+    // serves: B takes the token back (only the fee of buying it is gone)
+    // and avoids the seller.
+    let idle = Rogue::spawn(mint_a.url(), RogueMode::Grant).await;
+    let idle_bytes = data(SIZE, 11);
+    let idle_id = ContentId::of(&idle_bytes);
+    let origin4 = Origin::spawn(vec![idle_bytes], OriginMode::Good).await;
+    let before = balance(&wallet_b).await;
+    let out = within(
+        "fetch from a seller that grants and serves nothing",
+        b.node.state().fetch(req(
+            idle_id,
+            vec![idle.addr.clone()],
+            vec![origin4.blob_url(&idle_id)],
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.source, Source::Origin(origin4.blob_url(&idle_id)));
+    let payments = b.node.state().blobs().payments().unwrap();
+    assert!(
+        !payments.iter().any(|p| p.peer == idle.addr.id.to_string()),
+        "a token taken back is no payment: {payments:?}"
+    );
+    let history = wallet_b.history(10).unwrap();
+    let bought = history
+        .iter()
+        .find(|e| e.note.contains(&idle_id.to_string()))
+        .unwrap_or_else(|| panic!("no purchase in {history:?}"));
+    assert_eq!(history[0].kind, "reclaim", "{history:?}");
+    assert_eq!(
+        balance(&wallet_b).await,
+        before - bought.fee_sat,
+        "{history:?}"
+    );
+    assert!(
+        b.node.state().fetcher().avoided().contains(&idle.addr.id),
+        "the idle seller is avoided"
+    );
+    idle.router.shutdown().await.unwrap();
+
     // A seller that refuses the token it asked for (without redeeming
     // it): B takes the token back and loses nothing.
-    let refuser = Rogue::spawn(mint_a.url(), true).await;
+    let refuser = Rogue::spawn(mint_a.url(), RogueMode::Refuse).await;
     let refused_bytes = data(SIZE, 10);
     let refused_id = ContentId::of(&refused_bytes);
     let origin3 = Origin::spawn(vec![refused_bytes], OriginMode::Good).await;
@@ -357,20 +398,39 @@ async fn paid_blobs_are_bought_metered_and_otherwise_fetched_from_the_origin() {
     mint_b.shutdown().await.unwrap();
 }
 
-/// A seller that offers 1 MB for 1 sat, says "granted" to any token (or
-/// refuses it) without redeeming it, and serves nothing (its blob store is
-/// empty).
+/// What a [`Rogue`] does with the token.
+#[derive(Debug, Clone, Copy)]
+enum RogueMode {
+    /// Redeems it at the mint, then says "granted".
+    RedeemAndGrant,
+    /// Says "granted" without redeeming it.
+    Grant,
+    /// Refuses it without redeeming it.
+    Refuse,
+}
+
+/// A seller that offers 1 MB for 1 sat, answers a token as its
+/// [`RogueMode`] says, and serves nothing (its blob store is empty).
 struct Rogue {
     router: iroh::protocol::Router,
     addr: iroh::EndpointAddr,
     _store: iroh_blobs::store::mem::MemStore,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct RogueHandler {
     mint: String,
-    /// Answers the token with a refusal instead of a grant.
-    refuse: bool,
+    mode: RogueMode,
+    wallet: std::sync::Arc<atoll_testkit::mint::TestWallet>,
+}
+
+impl std::fmt::Debug for RogueHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RogueHandler")
+            .field("mint", &self.mint)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
 }
 
 impl iroh::protocol::ProtocolHandler for RogueHandler {
@@ -389,13 +449,19 @@ impl iroh::protocol::ProtocolHandler for RogueHandler {
             accepted_mints: vec![self.mint.clone()],
         };
         write_msg(&mut send, &offer).await.unwrap();
-        if let Ok(PayMsg::Token { .. }) = read_msg(&mut recv).await {
-            let answer = if self.refuse {
-                PayMsg::Refused {
-                    reason: "no".to_owned(),
+        if let Ok(PayMsg::Token { token }) = read_msg(&mut recv).await {
+            let answer = match self.mode {
+                RogueMode::RedeemAndGrant => {
+                    self.wallet
+                        .receive(&token, cdk::wallet::ReceiveOptions::default())
+                        .await
+                        .unwrap();
+                    PayMsg::Granted { bytes: MB }
                 }
-            } else {
-                PayMsg::Granted { bytes: MB }
+                RogueMode::Grant => PayMsg::Granted { bytes: MB },
+                RogueMode::Refuse => PayMsg::Refused {
+                    reason: "no".to_owned(),
+                },
             };
             write_msg(&mut send, &answer).await.unwrap();
         }
@@ -406,7 +472,8 @@ impl iroh::protocol::ProtocolHandler for RogueHandler {
 }
 
 impl Rogue {
-    async fn spawn(mint: &str, refuse: bool) -> Self {
+    async fn spawn(mint: &str, mode: RogueMode) -> Self {
+        let wallet = std::sync::Arc::new(atoll_testkit::mint::test_wallet(mint).await.unwrap());
         let endpoint = atoll_core::net::endpoint_builder(iroh::SecretKey::generate(), None)
             .bind_addr("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
             .unwrap()
@@ -423,7 +490,8 @@ impl Rogue {
                 atoll_swarm::pay::PAY_ALPN,
                 RogueHandler {
                     mint: mint.to_owned(),
-                    refuse,
+                    mode,
+                    wallet,
                 },
             )
             .spawn();

@@ -629,6 +629,10 @@ impl Wallet {
 
         store.step_intent(id, SwapStep::Sent)?;
         self.crash(CrashPoint::Before(SwapStep::Sent)).await?;
+        // No token for the payee: the value stays here, the fee is spent.
+        let keep = |outcome: &str| {
+            self.keep_swap_value(id, target, amount, &request.purpose, melt_fee, outcome)
+        };
         let prepared = match call(
             target,
             "prepare send",
@@ -638,14 +642,7 @@ impl Wallet {
         {
             Ok(p) => p,
             Err(e) => {
-                self.keep_swap_value(
-                    id,
-                    target,
-                    amount,
-                    &request.purpose,
-                    melt_fee,
-                    "minted at target; no token made, value kept",
-                )?;
+                keep("minted at target; no token made, value kept")?;
                 return Err(PayError::from(e).into());
             }
         };
@@ -658,14 +655,7 @@ impl Wallet {
         let token = match call(target, "send", prepared.confirm(None)).await {
             Ok(t) => t,
             Err(e) => {
-                self.keep_swap_value(
-                    id,
-                    target,
-                    amount,
-                    &request.purpose,
-                    melt_fee,
-                    "minted at target; send failed, value kept",
-                )?;
+                keep("minted at target; send failed, value kept")?;
                 return Err(PayError::from(e).into());
             }
         };
