@@ -2,6 +2,7 @@
 //! the wallet lives in the library.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use atoll_core::local_api;
@@ -18,7 +19,35 @@ struct Args {
 }
 
 /// How often open swaps (a mint was down) are tried again.
-const RESUME_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+const RESUME_EVERY: Duration = Duration::from_secs(60);
+
+/// How often ecash is moved off retired or expiring keysets.
+const ROTATE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Background upkeep: a swap left open because a mint was down is settled
+/// once it is back; ecash on retired or expiring keysets is moved to the
+/// active ones, at start and then daily.
+async fn upkeep(wallet: Wallet) {
+    let mut tick = tokio::time::interval(RESUME_EVERY);
+    let mut rotated: Option<Instant> = None;
+    loop {
+        tick.tick().await;
+        if matches!(wallet.unsettled_swaps(), Ok(n) if n > 0) {
+            match wallet.resume().await {
+                Ok(report) => tracing::info!(?report, "resumed the swap journal"),
+                Err(e) => tracing::warn!("resuming the swap journal: {e}"),
+            }
+        }
+        if rotated.is_none_or(|at| at.elapsed() >= ROTATE_EVERY) {
+            rotated = Some(Instant::now());
+            match wallet.rotate_keysets().await {
+                Ok(moved) if moved.is_empty() => {}
+                Ok(moved) => tracing::info!(?moved, "ecash moved to active keysets"),
+                Err(e) => tracing::warn!("moving ecash off old keysets: {e}"),
+            }
+        }
+    }
+}
 
 /// Names a swap step at which the first swap pauses for good, for tests
 /// that kill the daemon there.
@@ -68,24 +97,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(socket = %socket.display(), total_sat = balance.total_sat, "wallet up");
     notifier.ready(&format!("holding {} sat", balance.total_sat));
     let watchdog = notifier.spawn_watchdog();
-    // A swap left open because a mint was down is settled once it is back.
-    let resumer = tokio::spawn({
-        let wallet = wallet.clone();
-        async move {
-            let mut tick = tokio::time::interval(RESUME_EVERY);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if !matches!(wallet.unsettled_swaps(), Ok(n) if n > 0) {
-                    continue;
-                }
-                match wallet.resume().await {
-                    Ok(report) => tracing::info!(?report, "resumed the swap journal"),
-                    Err(e) => tracing::warn!("resuming the swap journal: {e}"),
-                }
-            }
-        }
-    });
+    let upkeep = tokio::spawn(upkeep(wallet.clone()));
     let served = local_api::serve(
         listener,
         atoll_wallet::api::router(wallet),
@@ -93,7 +105,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await;
     notifier.stopping();
-    resumer.abort();
+    upkeep.abort();
     if let Some(w) = watchdog {
         w.abort();
     }

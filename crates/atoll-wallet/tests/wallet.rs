@@ -427,3 +427,61 @@ async fn swap_with_input_fees_reports_every_fee() {
     mint_a.shutdown().await.unwrap();
     mint_b.shutdown().await.unwrap();
 }
+
+/// The mint retires the keyset the wallet's ecash is on: a rotation moves
+/// it all to the new active keyset, paying (and recording) the input fee
+/// of the old one; a second rotation finds nothing left to move, and the
+/// wallet still pays from the moved ecash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecash_on_a_retired_keyset_is_moved_to_the_active_one() {
+    let network = LightningNetwork::new();
+    let mint = TestMint::builder(&network)
+        .input_fee_ppk(100)
+        .spawn()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = open(dir.path(), &[mint.url()]).await;
+    fund(&network, &wallet, mint.url(), FUNDS).await;
+    // Nothing to move while the keyset is active.
+    assert!(
+        within("rotate", wallet.rotate_keysets())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let amounts: Vec<u64> = (0..32).map(|i| 1u64 << i).collect();
+    mint.mint()
+        .rotate_keyset(CurrencyUnit::Sat, amounts, 0, false, None)
+        .await
+        .unwrap();
+    let rotated = within("rotate", wallet.rotate_keysets()).await.unwrap();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    let r = &rotated[0];
+    assert_eq!(r.moved_sat, FUNDS);
+    assert!(r.fee_sat > 0 && r.fee_sat < 5, "{r:?}");
+    assert_eq!(
+        wallet.balance().await.unwrap().total_sat,
+        FUNDS - r.fee_sat,
+        "only the input fee is gone"
+    );
+    let history = wallet.history(10).unwrap();
+    assert_eq!(
+        (history[0].kind.as_str(), history[0].fee_sat),
+        ("rotate", r.fee_sat)
+    );
+    assert!(
+        within("rotate", wallet.rotate_keysets())
+            .await
+            .unwrap()
+            .is_empty(),
+        "everything is on the active keyset now"
+    );
+    // The new keyset charges no input fee: paying costs nothing.
+    let payment = within("pay", wallet.pay(&request(&[mint.url()], 20, 0)))
+        .await
+        .unwrap();
+    assert_eq!((payment.route, payment.fee_sat), (Route::Direct, 0));
+    mint.shutdown().await.unwrap();
+}
