@@ -21,6 +21,7 @@ demo: deps
 ## Benchmarks (release builds; prints figures and ratios).
 bench: deps
 	$(CARGO) bench -p atoll-swarm --bench swarm
+	$(CARGO) bench -p atoll-swarm --bench payment
 
 ## Everything CI checks: formatting, lints, docs, every test, the Nix files.
 test: deps fmt-check clippy doc nextest nix-check
