@@ -22,6 +22,7 @@ demo: deps
 bench: deps
 	$(CARGO) bench -p atoll-swarm --bench swarm
 	$(CARGO) bench -p atoll-swarm --bench payment
+	$(CARGO) bench -p atoll-relay --bench admission
 
 ## Everything CI checks: formatting, lints, docs, every test, the Nix files.
 test: deps fmt-check clippy doc nextest nix-check

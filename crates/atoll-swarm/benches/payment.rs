@@ -23,10 +23,12 @@
 //!    `POST /pay` (Direct route) on the buyer wallet's socket, some of the
 //!    tokens redeemed by `POST /receive` on the seller wallet's socket, and
 //!    N `GET /balance` as a baseline; rate, mean, p50 and p99 latency, and
-//!    how many calls took over a second. cdk's wallet paces its requests
-//!    to each mint (a burst of 20, then 20 a minute): every call that
-//!    reaches the mint after the burst waits up to 3 s, which these
-//!    figures show rather than hide.
+//!    how many calls took over a second. Twice: with the wallet's default
+//!    mint pacing (cdk's token bucket per mint, a burst of 20, then 20 a
+//!    minute, `[wallet.mint_pacing]`), where every call that reaches the
+//!    mint after the burst waits up to 3 s, which these figures show
+//!    rather than hide; and with pacing off (every token redeemed), the
+//!    wallet's own cost.
 //!
 //! Run: `cargo bench -p atoll-swarm --bench payment`.
 //!
@@ -36,9 +38,9 @@
 //!   suffix (`256M`, `1G`, `512MiB`).
 //! - `ATOLL_BENCH_ROUNDS`: throughput rounds (median is reported).
 //! - `ATOLL_BENCH_PAYMENTS`: wallet API payments (default 200).
-//! - `ATOLL_BENCH_RECEIVES`: how many of those tokens the seller redeems
-//!   (default 30, quick 10: past the burst, each waits about 3 s, see
-//!   above).
+//! - `ATOLL_BENCH_RECEIVES`: how many of those tokens the paced seller
+//!   redeems (default 30, quick 10: past the burst, each waits about 3 s,
+//!   see above); the unpaced one redeems them all.
 //! - `ATOLL_BENCH_SWAP=0`: leave out the cross-mint (Swap) row.
 //! - `TMPDIR`: where the data, stores and wallets live.
 //!
@@ -61,7 +63,7 @@ use atoll_swarm::{
 };
 use atoll_testkit::{lightning::LightningNetwork, mint::TestMint};
 use atoll_wallet::{
-    Balance, Budget, PayRequest, Payment, Received, Route, Wallet, api::ReceiveRequest,
+    Balance, Budget, MintPacing, PayRequest, Payment, Received, Route, Wallet, api::ReceiveRequest,
     normalize_mint_url,
 };
 use iroh::{Endpoint, EndpointAddr};
@@ -201,7 +203,26 @@ async fn run(s: Settings) -> Result<()> {
     throughput(&s, &market, dir.path())
         .await
         .context("throughput")?;
-    payments(&s, &market).await.context("wallet API payments")?;
+    payments(
+        &s,
+        "cdk's default mint pacing, as shipped",
+        &market.buyer,
+        &market.seller,
+        market.mint_a.url(),
+        s.receives,
+    )
+    .await
+    .context("wallet API payments")?;
+    payments(
+        &s,
+        "mint pacing off ([wallet.mint_pacing] burst = 0)",
+        &market.unpaced_buyer,
+        &market.unpaced_seller,
+        market.mint_a.url(),
+        s.payments,
+    )
+    .await
+    .context("wallet API payments without pacing")?;
     market.shutdown().await?;
     println!();
     println!("  total bench time {}", secs(started.elapsed()));
@@ -221,6 +242,9 @@ struct Market {
     seller: Served,
     buyer: Served,
     swap_buyer: Served,
+    /// Buyer and seller at mint A whose wallets do not pace mint calls.
+    unpaced_buyer: Served,
+    unpaced_seller: Served,
 }
 
 /// A wallet and the local API serving it.
@@ -232,7 +256,17 @@ struct Served {
 
 impl Served {
     async fn open(dir: &Path, name: &str, mints: &[&str]) -> Result<Self> {
+        Self::open_paced(dir, name, mints, MintPacing::default()).await
+    }
+
+    async fn open_paced(
+        dir: &Path,
+        name: &str,
+        mints: &[&str],
+        pacing: MintPacing,
+    ) -> Result<Self> {
         let wallet = Wallet::builder(dir.join(name))
+            .mint_pacing(pacing)
             .budget(Budget {
                 per_payment_sat: 1_000_000_000,
                 per_day_sat: 1_000_000_000,
@@ -285,6 +319,18 @@ impl Market {
         let buyer = Served::open(&wallets, "buyer", &[mint_a.url()]).await?;
         let swap_buyer =
             Served::open(&wallets, "swap-buyer", &[mint_a.url(), mint_b.url()]).await?;
+        let unpaced_buyer =
+            Served::open_paced(&wallets, "unpaced-buyer", &[mint_a.url()], MintPacing::OFF).await?;
+        let unpaced_seller =
+            Served::open_paced(&wallets, "unpaced-seller", &[mint_a.url()], MintPacing::OFF)
+                .await?;
+        fund(
+            &network,
+            &unpaced_buyer.wallet,
+            mint_a.url(),
+            s.payments as u64 + FUND_MARGIN_SAT,
+        )
+        .await?;
         let rounds = s.rounds as u64;
         let direct_funds = rounds * s.price_sat() + s.payments as u64 + FUND_MARGIN_SAT;
         fund(&network, &buyer.wallet, mint_a.url(), direct_funds).await?;
@@ -299,11 +345,19 @@ impl Market {
             seller,
             buyer,
             swap_buyer,
+            unpaced_buyer,
+            unpaced_seller,
         })
     }
 
     async fn shutdown(self) -> Result<()> {
-        for w in [&self.seller, &self.buyer, &self.swap_buyer] {
+        for w in [
+            &self.seller,
+            &self.buyer,
+            &self.swap_buyer,
+            &self.unpaced_buyer,
+            &self.unpaced_seller,
+        ] {
             w.task.abort();
         }
         drop(self.network);
@@ -702,11 +756,18 @@ async fn fetch_round(
 // ---------------------------------------------------------------------
 // 2. Payments per second through the wallet API
 
-async fn payments(s: &Settings, m: &Market) -> Result<()> {
+async fn payments(
+    s: &Settings,
+    label: &str,
+    buyer_w: &Served,
+    seller_w: &Served,
+    mint_a: &str,
+    receives: usize,
+) -> Result<()> {
     let n = s.payments;
-    let buyer = m.buyer.client();
-    let seller = m.seller.client();
-    let mint_a = m.mint_a.url().to_owned();
+    let buyer = buyer_w.client();
+    let seller = seller_w.client();
+    let mint_a = mint_a.to_owned();
     let request = PayRequest {
         accepted_mints: vec![mint_a.clone()],
         amount_sat: 1,
@@ -714,12 +775,12 @@ async fn payments(s: &Settings, m: &Market) -> Result<()> {
         purpose: "payment benchmark".to_owned(),
     };
     // Warm up: one connection and one balance read each.
-    m.buyer.balance().await?;
-    m.seller.balance().await?;
-    let buyer_before = m.buyer.balance().await?;
-    let seller_before = m.seller.balance().await?;
+    buyer_w.balance().await?;
+    seller_w.balance().await?;
+    let buyer_before = buyer_w.balance().await?;
+    let seller_before = seller_w.balance().await?;
 
-    eprintln!("[2] {n} payments through POST /pay…");
+    eprintln!("[2] {label}: {n} payments through POST /pay…");
     let mut tokens = Vec::with_capacity(n);
     let mut pay_lat = Vec::with_capacity(n);
     let mut fees = 0;
@@ -739,7 +800,7 @@ async fn payments(s: &Settings, m: &Market) -> Result<()> {
     }
     let pay_total = t.elapsed();
 
-    let r_n = s.receives.min(n);
+    let r_n = receives.min(n);
     eprintln!("[2] {r_n} of the tokens redeemed through POST /receive…");
     let mut recv_lat = Vec::with_capacity(r_n);
     let t = Instant::now();
@@ -766,8 +827,8 @@ async fn payments(s: &Settings, m: &Market) -> Result<()> {
     }
     let bal_total = t.elapsed();
 
-    let buyer_after = m.buyer.balance().await?;
-    let seller_after = m.seller.balance().await?;
+    let buyer_after = buyer_w.balance().await?;
+    let seller_after = seller_w.balance().await?;
     ensure!(
         buyer_after + n as u64 + fees == buyer_before,
         "buyer's wallet went {buyer_before} -> {buyer_after}, expected -({n} + {fees} fees)"
@@ -780,7 +841,7 @@ async fn payments(s: &Settings, m: &Market) -> Result<()> {
     println!();
     println!(
         "2. Wallet API over its unix socket: sequential calls \
-         (1 sat each, Direct route, mint on 127.0.0.1)"
+         (1 sat each, Direct route, mint on 127.0.0.1); {label}"
     );
     println!(
         "   {:<44} {:>6} {:>9} {:>11} {:>11} {:>11} {:>6}",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::wallet::{Budget, normalize_mint_url};
+use crate::wallet::{Budget, MintPacing, normalize_mint_url};
 
 /// Environment override prefix of `atoll-walletd`.
 pub const ENV_PREFIX: &str = "ATOLL_WALLETD_";
@@ -37,6 +37,9 @@ pub struct WalletSection {
     /// the state directory and edited through the API). Default: none.
     #[serde(default)]
     pub trusted_mints: Vec<String>,
+    /// How fast each mint may be called (`[wallet.mint_pacing]`).
+    #[serde(default)]
+    pub mint_pacing: MintPacing,
 }
 
 /// The local API.
@@ -98,7 +101,25 @@ mod tests {
         assert_eq!(config.budget.per_day_sat, 500);
         assert_eq!(config.budget.per_payment_sat, 1_000);
         assert_eq!(config.wallet.trusted_mints.len(), 1);
+        assert_eq!(config.wallet.mint_pacing, MintPacing::default());
         assert!(config.validate().is_err(), "per payment above per day");
+    }
+
+    #[test]
+    fn mint_pacing_from_the_file_and_the_environment() {
+        let config = load(
+            "[wallet.mint_pacing]\nburst = 100\n",
+            &[("ATOLL_WALLETD_WALLET__MINT_PACING__PER_MINUTE", "0")],
+        )
+        .unwrap();
+        assert_eq!(
+            config.wallet.mint_pacing,
+            MintPacing {
+                burst: 100,
+                per_minute: 0
+            }
+        );
+        assert!(load("[wallet.mint_pacing]\nrate = 1\n", &[]).is_err());
     }
 
     #[test]

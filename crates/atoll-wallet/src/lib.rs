@@ -13,6 +13,6 @@ pub use pay::{CrashPoint, PayError, PayRequest, Payment, ResumeReport, Route};
 pub use rotate::Rotated;
 pub use store::{HistoryEntry, SwapStep};
 pub use wallet::{
-    Balance, Budget, Invoice, InvoicePaid, MintError, ReceiveError, Received, Restored, Wallet,
-    WalletBuilder, WalletError, normalize_mint_url,
+    Balance, Budget, Invoice, InvoicePaid, MintError, MintPacing, ReceiveError, Received, Restored,
+    Wallet, WalletBuilder, WalletError, normalize_mint_url,
 };

@@ -75,7 +75,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut builder = Wallet::builder(&state_dir)
         .budget(config.budget)
-        .trust(config.wallet.trusted_mints.iter().cloned());
+        .trust(config.wallet.trusted_mints.iter().cloned())
+        .mint_pacing(config.wallet.mint_pacing);
     if let Some(seed) = &config.wallet.seed_file {
         builder = builder.seed_file(seed);
     }

@@ -299,6 +299,55 @@ pub struct Restored {
     pub spent_sat: u64,
 }
 
+/// How fast the wallet may call each mint: a token bucket per mint (cdk's
+/// client-side pacing). Mints limit requests per client (nutshell: 60 a
+/// minute), and a wallet over that limit gets errors, so the default stays
+/// under it; a node that sells a lot through its own group mint can raise
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintPacing {
+    /// Requests that may go at once. Default 20; 0 turns pacing off.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Requests per minute once the burst is used. Default 20; 0 turns
+    /// pacing off.
+    #[serde(default = "default_per_minute")]
+    pub per_minute: u32,
+}
+
+fn default_burst() -> u32 {
+    20
+}
+
+fn default_per_minute() -> u32 {
+    20
+}
+
+impl Default for MintPacing {
+    fn default() -> Self {
+        Self {
+            burst: default_burst(),
+            per_minute: default_per_minute(),
+        }
+    }
+}
+
+impl MintPacing {
+    /// No pacing: every request goes at once.
+    pub const OFF: MintPacing = MintPacing {
+        burst: 0,
+        per_minute: 0,
+    };
+
+    fn apply(self, wallet: &CdkWallet) {
+        match cdk::wallet::RateLimitConfig::try_new(self.burst, self.per_minute) {
+            Some(config) => wallet.set_rate_limiting_config(config),
+            None => wallet.disable_rate_limiting(),
+        }
+    }
+}
+
 /// Configures a [`Wallet`]; see [`Wallet::builder`].
 #[derive(Debug)]
 #[must_use = "a builder does nothing until `open` is awaited"]
@@ -309,6 +358,7 @@ pub struct WalletBuilder {
     trusted: Vec<String>,
     resume: bool,
     pause_at: Option<CrashPoint>,
+    pacing: MintPacing,
 }
 
 impl WalletBuilder {
@@ -327,6 +377,12 @@ impl WalletBuilder {
     /// Mints added to the persisted trust list on open.
     pub fn trust(mut self, mints: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.trusted.extend(mints.into_iter().map(Into::into));
+        self
+    }
+
+    /// How fast each mint may be called. Default [`MintPacing::default`].
+    pub fn mint_pacing(mut self, pacing: MintPacing) -> Self {
+        self.pacing = pacing;
         self
     }
 
@@ -377,6 +433,7 @@ impl WalletBuilder {
                 pay_lock: tokio::sync::Mutex::new(()),
                 crash_point: Mutex::new(None),
                 pause_point: self.pause_at,
+                pacing: self.pacing,
             }),
         };
         if self.resume {
@@ -399,6 +456,7 @@ pub(crate) struct Inner {
     pub(crate) pay_lock: tokio::sync::Mutex<()>,
     pub(crate) crash_point: Mutex<Option<CrashPoint>>,
     pub(crate) pause_point: Option<CrashPoint>,
+    pacing: MintPacing,
 }
 
 /// The Atoll wallet: ecash at several mints, a trust list, budgets and a
@@ -436,6 +494,7 @@ impl Wallet {
             trusted: Vec::new(),
             resume: true,
             pause_at: None,
+            pacing: MintPacing::default(),
         }
     }
 
@@ -457,6 +516,7 @@ impl Wallet {
             None,
         )
         .map_err(|e| MintError::from_cdk(mint, e))?;
+        self.inner.pacing.apply(&wallet);
         wallets.insert(mint.to_owned(), wallet.clone());
         Ok(wallet)
     }
