@@ -21,7 +21,7 @@ use cdk::wallet::SendOptions;
 use cdk::wallet::types::{TransactionDirection, TransactionStatus};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{StoreError, SwapField, SwapRecord, SwapStep};
+use crate::store::{RouteStats, StoreError, SwapField, SwapRecord, SwapStep};
 use crate::wallet::{MintError, Wallet, call, normalize_mint_url};
 
 /// A payment asked of the wallet.
@@ -338,8 +338,16 @@ impl Wallet {
                 sources.push((mint.clone(), balance));
             }
         }
-        sources.sort_by_key(|s| std::cmp::Reverse(s.1));
+        let routes = self.inner.store.routes()?;
         for target in targets {
+            // Proven routes first, then untried ones, then those whose last
+            // attempt failed; the largest balance first among equals.
+            sources.sort_by_key(|(source, balance)| {
+                let stats = routes
+                    .iter()
+                    .find(|r| &r.source == source && &r.target == target);
+                (RouteStats::rank(stats), std::cmp::Reverse(*balance))
+            });
             let wallet_t = self.cdk(target)?;
             let ppk_t = match call(target, "keysets", wallet_t.active_keyset()).await {
                 Ok(k) => k.input_fee_ppk,
@@ -360,10 +368,15 @@ impl Wallet {
                     ));
                     continue;
                 }
-                match self
+                let swapped = self
                     .swap(source, target, request, mint_amount, margin, left)
-                    .await
-                {
+                    .await;
+                if !matches!(swapped, Err(SwapFail::Error(PayError::Crashed(_)))) {
+                    self.inner
+                        .store
+                        .route_result(source, target, swapped.is_ok())?;
+                }
+                match swapped {
                     Ok(payment) => return Ok(payment),
                     Err(SwapFail::Refused(reason)) => {
                         reasons.push(format!("swap {source} → {target}: {reason}"));
@@ -468,6 +481,12 @@ impl Wallet {
         self.inner
             .store
             .close_kept_swap(id, target, amount, fee, &note, outcome)
+    }
+
+    /// What the wallet remembers of its swap routes (proven ones are tried
+    /// first).
+    pub fn routes(&self) -> Result<Vec<RouteStats>, StoreError> {
+        self.inner.store.routes()
     }
 
     /// Closes a swap that moved nothing, releasing its budget.

@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS history (
     fee_sat INTEGER NOT NULL,
     note TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS routes (
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    last_success INTEGER,
+    last_failure INTEGER,
+    PRIMARY KEY (source, target)
+);
 CREATE TABLE IF NOT EXISTS swaps (
     id INTEGER PRIMARY KEY,
     created_at INTEGER NOT NULL,
@@ -174,6 +183,39 @@ pub(crate) struct SwapRecord {
     pub melt_swap_fee_sat: u64,
     pub token: Option<String>,
     pub purpose: String,
+}
+
+/// What the wallet remembers of swaps from one mint into another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStats {
+    /// The mint that melts.
+    pub source: String,
+    /// The mint that mints.
+    pub target: String,
+    /// Swaps that paid.
+    pub succeeded: u64,
+    /// Swaps that did not.
+    pub failed: u64,
+    /// Unix seconds of the last success.
+    pub last_success: Option<i64>,
+    /// Unix seconds of the last failure.
+    pub last_failure: Option<i64>,
+}
+
+impl RouteStats {
+    /// Preference among routes, lower first: 0 proven (its last attempt
+    /// succeeded), 1 never tried, 2 its last attempt failed.
+    pub fn rank(stats: Option<&RouteStats>) -> u8 {
+        match stats {
+            None => 1,
+            Some(r) => match (r.last_success, r.last_failure) {
+                (Some(ok), Some(bad)) if bad > ok => 2,
+                (Some(_), _) => 0,
+                (None, Some(_)) => 2,
+                (None, None) => 1,
+            },
+        }
+    }
 }
 
 /// One entry of the wallet's history.
@@ -441,6 +483,39 @@ impl Store {
         Ok(())
     }
 
+    /// Remembers how a swap from `source` into `target` went.
+    pub fn route_result(&self, source: &str, target: &str, ok: bool) -> Result<(), StoreError> {
+        let sql = if ok {
+            "INSERT INTO routes (source, target, succeeded, last_success) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (source, target) DO UPDATE SET succeeded = succeeded + 1, last_success = ?3"
+        } else {
+            "INSERT INTO routes (source, target, failed, last_failure) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (source, target) DO UPDATE SET failed = failed + 1, last_failure = ?3"
+        };
+        self.conn().execute(sql, params![source, target, now()])?;
+        Ok(())
+    }
+
+    /// Every route tried so far.
+    pub fn routes(&self) -> Result<Vec<RouteStats>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT source, target, succeeded, failed, last_success, last_failure
+             FROM routes ORDER BY source, target",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RouteStats {
+                source: r.get(0)?,
+                target: r.get(1)?,
+                succeeded: to_u64(r.get(2)?),
+                failed: to_u64(r.get(3)?),
+                last_success: r.get(4)?,
+                last_failure: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Closes a swap whose payment was not made although its melt was,
     /// in one transaction: the value stayed in the wallet (at `target`), so
     /// its spend becomes the fee alone, and the history shows the move and
@@ -647,6 +722,20 @@ mod tests {
         assert!(store.refund_token(" cashuBtoken\n", 9).unwrap());
         assert_eq!(store.spent_since(0).unwrap(), 1, "the fee stays spent");
         assert!(!store.refund_token("cashuBtoken", 9).unwrap(), "once only");
+        // Routes: proven first, untried next, last failed last.
+        assert_eq!(RouteStats::rank(None), 1);
+        store.route_result("http://a", "http://b", false).unwrap();
+        store.route_result("http://c", "http://b", true).unwrap();
+        let routes = store.routes().unwrap();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(
+            (routes[0].failed, RouteStats::rank(Some(&routes[0]))),
+            (1, 2)
+        );
+        assert_eq!(
+            (routes[1].succeeded, RouteStats::rank(Some(&routes[1]))),
+            (1, 0)
+        );
         // Opening again is a no-op.
         drop(store);
         assert_eq!(Store::open(&path).unwrap().open_swaps().unwrap().len(), 1);

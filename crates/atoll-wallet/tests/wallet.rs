@@ -485,3 +485,62 @@ async fn ecash_on_a_retired_keyset_is_moved_to_the_active_one() {
     assert_eq!((payment.route, payment.fee_sat), (Route::Direct, 0));
     mint.shutdown().await.unwrap();
 }
+
+/// Routes are remembered: a swap route that failed (its source mint's
+/// Lightning node cannot reach the payee mint's) is tried after one that
+/// paid, even though its source holds more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proven_route_is_tried_before_one_that_failed() {
+    let network = LightningNetwork::new();
+    let elsewhere = LightningNetwork::new();
+    // A is on another Lightning network: it can never pay B's invoices.
+    let mint_a = TestMint::builder(&elsewhere).spawn().await.unwrap();
+    let mint_b = TestMint::builder(&network).spawn().await.unwrap();
+    let mint_c = TestMint::builder(&network).spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = open(dir.path(), &[mint_a.url(), mint_b.url(), mint_c.url()]).await;
+    fund(&elsewhere, &wallet, mint_a.url(), FUNDS).await;
+    fund(&network, &wallet, mint_c.url(), FUNDS / 2).await;
+    let a = atoll_wallet::normalize_mint_url(mint_a.url()).unwrap();
+    let c = atoll_wallet::normalize_mint_url(mint_c.url()).unwrap();
+
+    // First payment: A (the larger balance) is tried, fails, C pays.
+    let first = within("pay", wallet.pay(&request(&[mint_b.url()], 10, 5)))
+        .await
+        .unwrap();
+    assert_eq!(first.route, Route::Swap { from: c.clone() });
+    let routes = wallet.routes().unwrap();
+    let stats = |from: &str| routes.iter().find(|r| r.source == from).cloned().unwrap();
+    assert_eq!(
+        (stats(&a).succeeded, stats(&a).failed),
+        (0, 1),
+        "{routes:?}"
+    );
+    assert_eq!(
+        (stats(&c).succeeded, stats(&c).failed),
+        (1, 0),
+        "{routes:?}"
+    );
+    assert_eq!(
+        wallet.mint_balance(mint_a.url()).await.unwrap(),
+        FUNDS,
+        "the failed route cost nothing"
+    );
+
+    // Second payment: C, proven, goes first; A is not tried again.
+    let second = within("pay", wallet.pay(&request(&[mint_b.url()], 10, 5)))
+        .await
+        .unwrap();
+    assert_eq!(second.route, Route::Swap { from: c.clone() });
+    let routes = wallet.routes().unwrap();
+    let stats = |from: &str| routes.iter().find(|r| r.source == from).cloned().unwrap();
+    assert_eq!(
+        (stats(&a).succeeded, stats(&a).failed),
+        (0, 1),
+        "{routes:?}"
+    );
+    assert_eq!(stats(&c).succeeded, 2, "{routes:?}");
+    for m in [mint_a, mint_b, mint_c] {
+        m.shutdown().await.unwrap();
+    }
+}
