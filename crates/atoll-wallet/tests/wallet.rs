@@ -544,3 +544,50 @@ async fn a_proven_route_is_tried_before_one_that_failed() {
         m.shutdown().await.unwrap();
     }
 }
+
+/// An HTTP server on 127.0.0.1 that answers every request with `body`
+/// (status 200, JSON content type): a mint gone wrong.
+async fn garbage_mint(body: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .fallback(move || async move { ([("content-type", "application/json")], body) });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Mints that answer garbage (not JSON; JSON of the wrong shape; a huge
+/// string) are refused with an error naming them, as payee mints, as
+/// swap targets and for invoices; the ecash held elsewhere is untouched
+/// and no swap is left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mint_that_answers_garbage_is_refused_and_costs_nothing() {
+    let network = LightningNetwork::new();
+    let mint_a = TestMint::builder(&network).spawn().await.unwrap();
+    let huge: &'static str = Box::leak("x".repeat(4 << 20).into_boxed_str());
+    for body in [
+        "<html>not a mint</html>",
+        r#"{"keysets": 7, "quote": null}"#,
+        huge,
+    ] {
+        let bad = garbage_mint(body).await;
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = open(dir.path(), &[mint_a.url(), bad.as_str()]).await;
+        fund(&network, &wallet, mint_a.url(), FUNDS).await;
+
+        let paid = within("pay", wallet.pay(&request(&[bad.as_str()], 10, 10))).await;
+        match paid {
+            Err(e @ PayError::NoRoute { .. }) => {
+                assert!(e.is_refusal());
+                assert!(e.to_string().contains(&bad), "{e}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let invoice = within("invoice", wallet.invoice(&bad, 10)).await;
+        assert!(matches!(invoice, Err(WalletError::Mint(_))), "{invoice:?}");
+        assert_eq!(wallet.mint_balance(mint_a.url()).await.unwrap(), FUNDS);
+        assert!(wallet.resume().await.unwrap().is_empty());
+        assert_eq!(wallet.unsettled_swaps().unwrap(), 0);
+    }
+    mint_a.shutdown().await.unwrap();
+}
