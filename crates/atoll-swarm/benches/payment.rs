@@ -54,7 +54,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use atoll_core::{ContentId, local_api::LocalClient};
 use atoll_swarm::{
     FetchRequest, Node, Source, SwarmConfig,
@@ -66,9 +66,11 @@ use atoll_wallet::{
     Balance, Budget, MintPacing, PayRequest, Payment, Received, Route, Wallet, api::ReceiveRequest,
     normalize_mint_url,
 };
-use iroh::{Endpoint, EndpointAddr};
-use iroh_blobs::{Hash, api::Store};
-use tokio::{io::AsyncReadExt, task::JoinHandle};
+use iroh::EndpointAddr;
+use tokio::task::JoinHandle;
+
+mod common;
+use common::*;
 
 const ENV_QUICK: &str = "ATOLL_BENCH_QUICK";
 const ENV_BYTES: &str = "ATOLL_BENCH_BYTES";
@@ -77,7 +79,6 @@ const ENV_PAYMENTS: &str = "ATOLL_BENCH_PAYMENTS";
 const ENV_SWAP: &str = "ATOLL_BENCH_SWAP";
 const ENV_RECEIVES: &str = "ATOLL_BENCH_RECEIVES";
 
-const MIB: u64 = 1 << 20;
 /// The seller's price, and the buyers' cap.
 const PRICE_SAT_PER_MB: u64 = 1;
 /// The buyers' fee cap per payment.
@@ -86,10 +87,6 @@ const MAX_FEE_SAT: u64 = 5;
 const MELT_FEE_SAT: u64 = 1;
 /// Extra sat funded on top of what the run needs.
 const FUND_MARGIN_SAT: u64 = 100;
-/// Buffer of file generation and hashing.
-const COPY_BUF: usize = 1 << 20;
-/// How long to wait for an endpoint, or for an invoice to be minted.
-const STARTUP: Duration = Duration::from_secs(30);
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -156,22 +153,6 @@ impl Settings {
     fn price_sat(&self) -> u64 {
         allotment(self.bytes) / MB * PRICE_SAT_PER_MB
     }
-}
-
-/// `1073741824`, `256M`, `256MiB`, `1G`, `64k`.
-fn parse_size(text: &str) -> Result<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().context("not a number")?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kib" => 10,
-        "m" | "mib" => 20,
-        "g" | "gib" => 30,
-        other => bail!("unknown unit {other:?} (use K, M or G: binary multiples)"),
-    };
-    n.checked_mul(1 << shift).context("too large")
 }
 
 async fn run(s: Settings) -> Result<()> {
@@ -389,86 +370,8 @@ async fn fund(network: &LightningNetwork, wallet: &Wallet, mint: &str, amount: u
 // ---------------------------------------------------------------------
 // Test data
 
-/// xorshift64*: fast, incompressible-looking bytes (not zeros).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
-
-/// Writes `size` pseudo-random bytes to `path`; returns their BLAKE3 hash.
-async fn write_data_file(path: PathBuf, size: u64, seed: u64) -> Result<blake3::Hash> {
-    tokio::task::spawn_blocking(move || -> Result<blake3::Hash> {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&path).with_context(|| path.display().to_string())?;
-        let mut rng = Rng::new(seed);
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; COPY_BUF];
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(COPY_BUF as u64) as usize;
-            rng.fill(&mut buf[..n]);
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
-        file.sync_all()?;
-        Ok(hasher.finalize())
-    })
-    .await?
-}
-
-/// BLAKE3 hash and length of a blob as a store reads it back.
-async fn hash_in_store(store: &Store, hash: Hash) -> Result<(blake3::Hash, u64)> {
-    let mut reader = store.blobs().reader(hash);
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; COPY_BUF];
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok((hasher.finalize(), hasher.count()))
-}
-
-async fn check_in_store(store: &Store, hash: Hash, size: u64, what: &str) -> Result<()> {
-    let (got, len) = hash_in_store(store, hash).await?;
-    ensure!(
-        len == size && got.as_bytes() == hash.as_bytes(),
-        "{what}: read back {len} bytes hashing to {got}, expected {size} bytes of {hash}"
-    );
-    Ok(())
-}
-
 // ---------------------------------------------------------------------
 // Nodes
-
-/// Flushes dirty pages (`sync(1)`), so a transfer does not compete with
-/// the writeback of the one before.
-async fn settle() {
-    let synced = tokio::process::Command::new("sync").status().await;
-    if !synced.is_ok_and(|s| s.success()) {
-        eprintln!("    (sync failed: writeback may overlap the next transfer)");
-    }
-}
 
 /// An Atoll node on loopback with no local API socket.
 async fn atoll_node(state_dir: &Path, f: impl FnOnce(&mut SwarmConfig)) -> Result<Node> {
@@ -486,19 +389,6 @@ async fn buyer_node(state_dir: &Path, wallet_socket: &Path) -> Result<Node> {
         c.payment.max_fee_sat = MAX_FEE_SAT;
     })
     .await
-}
-
-/// The endpoint's address once it has a direct one.
-async fn direct_addr(ep: &Endpoint) -> Result<EndpointAddr> {
-    let deadline = Instant::now() + STARTUP;
-    loop {
-        let a = ep.addr();
-        if a.ip_addrs().next().is_some() {
-            return Ok(a);
-        }
-        ensure!(Instant::now() < deadline, "endpoint has no direct address");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn fetch_request(id: ContentId, from: &EndpointAddr) -> FetchRequest {
@@ -890,37 +780,11 @@ async fn payments(
 // ---------------------------------------------------------------------
 // Figures
 
-fn median(v: &[Duration]) -> Duration {
-    percentile(v, 0.5)
-}
-
 fn mean(v: &[Duration]) -> Duration {
     if v.is_empty() {
         return Duration::ZERO;
     }
     v.iter().sum::<Duration>() / v.len() as u32
-}
-
-/// Nearest-rank percentile (`p` in 0..=1) of a non-empty list.
-fn percentile(v: &[Duration], p: f64) -> Duration {
-    let mut s = v.to_vec();
-    s.sort();
-    if s.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p * s.len() as f64).ceil() as usize).clamp(1, s.len());
-    s[rank - 1]
-}
-
-fn mbps(bytes: u64, t: Duration) -> f64 {
-    bytes as f64 / 1e6 / t.as_secs_f64().max(1e-9)
-}
-
-fn range(bytes: u64, runs: &[Duration]) -> String {
-    let (Some(fast), Some(slow)) = (runs.iter().min(), runs.iter().max()) else {
-        return String::new();
-    };
-    format!("{:.1}..{:.1}", mbps(bytes, *slow), mbps(bytes, *fast))
 }
 
 /// A ratio with three significant digits however small it is.
@@ -930,16 +794,4 @@ fn ratio(x: f64) -> String {
     } else {
         format!("{x:.2e}")
     }
-}
-
-fn secs(t: Duration) -> String {
-    format!("{:.2} s", t.as_secs_f64())
-}
-
-fn millis(t: Duration) -> String {
-    format!("{:.2} ms", t.as_secs_f64() * 1e3)
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / MIB as f64)
 }

@@ -46,13 +46,15 @@ use iroh::{Endpoint, EndpointAddr, SecretKey, protocol::Router};
 use iroh_blobs::{BlobsProtocol, Hash, api::Store, store::fs::FsStore, store::mem::MemStore};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+mod common;
+use common::*;
+
 const ENV_QUICK: &str = "ATOLL_BENCH_QUICK";
 const ENV_BYTES: &str = "ATOLL_BENCH_BYTES";
 const ENV_ROUNDS: &str = "ATOLL_BENCH_ROUNDS";
 const ENV_TTFB_RUNS: &str = "ATOLL_BENCH_TTFB_RUNS";
 const ENV_BLOBS: &str = "ATOLL_BENCH_BLOBS";
 
-const MIB: u64 = 1 << 20;
 /// Size of the TTFB blob.
 const TTFB_BLOB: usize = 4 << 20;
 /// Smallest and largest blob added to the daemon in the memory run.
@@ -60,10 +62,6 @@ const SMALL_BLOB_MIN: usize = 1 << 10;
 const SMALL_BLOB_MAX: usize = 64 << 10;
 /// Uploads in flight at once against the daemon's API.
 const UPLOAD_CONCURRENCY: usize = 4;
-/// Buffer of the plain TCP copy and of file generation.
-const COPY_BUF: usize = 1 << 20;
-/// How long to wait for a daemon or an endpoint to come up.
-const STARTUP: Duration = Duration::from_secs(30);
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -123,22 +121,6 @@ impl Settings {
     }
 }
 
-/// `1073741824`, `256M`, `256MiB`, `1G`, `64k`.
-fn parse_size(text: &str) -> Result<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().context("not a number")?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kib" => 10,
-        "m" | "mib" => 20,
-        "g" | "gib" => 30,
-        other => bail!("unknown unit {other:?} (use K, M or G: binary multiples)"),
-    };
-    n.checked_mul(1 << shift).context("too large")
-}
-
 async fn run(s: Settings) -> Result<()> {
     let tmp = std::env::temp_dir();
     println!();
@@ -167,55 +149,10 @@ async fn run(s: Settings) -> Result<()> {
 // ---------------------------------------------------------------------
 // Test data
 
-/// xorshift64*: fast, incompressible-looking bytes (not zeros).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
-
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0u8; len];
     Rng::new(seed).fill(&mut v);
     v
-}
-
-/// Writes `size` pseudo-random bytes to `path`; returns their BLAKE3 hash.
-async fn write_data_file(path: PathBuf, size: u64, seed: u64) -> Result<blake3::Hash> {
-    tokio::task::spawn_blocking(move || -> Result<blake3::Hash> {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&path).with_context(|| path.display().to_string())?;
-        let mut rng = Rng::new(seed);
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; COPY_BUF];
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(COPY_BUF as u64) as usize;
-            rng.fill(&mut buf[..n]);
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
-        file.sync_all()?;
-        Ok(hasher.finalize())
-    })
-    .await?
 }
 
 /// BLAKE3 hash and length of a file.
@@ -229,60 +166,14 @@ async fn hash_file(path: PathBuf) -> Result<(blake3::Hash, u64)> {
     .await?
 }
 
-/// BLAKE3 hash and length of a blob as a store reads it back.
-async fn hash_in_store(store: &Store, hash: Hash) -> Result<(blake3::Hash, u64)> {
-    let mut reader = store.blobs().reader(hash);
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; COPY_BUF];
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok((hasher.finalize(), hasher.count()))
-}
-
-async fn check_in_store(store: &Store, hash: Hash, size: u64, what: &str) -> Result<()> {
-    let (got, len) = hash_in_store(store, hash).await?;
-    ensure!(
-        len == size && got.as_bytes() == hash.as_bytes(),
-        "{what}: read back {len} bytes hashing to {got}, expected {size} bytes of {hash}"
-    );
-    Ok(())
-}
-
 // ---------------------------------------------------------------------
 // Peers
-
-/// Flushes dirty pages (`sync(1)`), so a transfer does not compete with
-/// the writeback of the one before.
-async fn settle() {
-    let synced = tokio::process::Command::new("sync").status().await;
-    if !synced.is_ok_and(|s| s.success()) {
-        eprintln!("    (sync failed: writeback may overlap the next transfer)");
-    }
-}
 
 /// An Atoll node on loopback with no local API socket.
 async fn atoll_node(state_dir: &Path) -> Result<Node> {
     let mut config = SwarmConfig::default();
     config.node.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     Ok(Node::builder(config, state_dir).spawn().await?)
-}
-
-/// The endpoint's address once it has a direct one.
-async fn direct_addr(ep: &Endpoint) -> Result<EndpointAddr> {
-    let deadline = Instant::now() + STARTUP;
-    loop {
-        let a = ep.addr();
-        if a.ip_addrs().next().is_some() {
-            return Ok(a);
-        }
-        ensure!(Instant::now() < deadline, "endpoint has no direct address");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A plain iroh endpoint on loopback: no relay, no discovery.
@@ -1004,44 +895,6 @@ impl Drop for Daemon {
 
 // ---------------------------------------------------------------------
 // Figures
-
-fn median(v: &[Duration]) -> Duration {
-    percentile(v, 0.5)
-}
-
-/// Nearest-rank percentile (`p` in 0..=1) of a non-empty list.
-fn percentile(v: &[Duration], p: f64) -> Duration {
-    let mut s = v.to_vec();
-    s.sort();
-    if s.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p * s.len() as f64).ceil() as usize).clamp(1, s.len());
-    s[rank - 1]
-}
-
-fn mbps(bytes: u64, t: Duration) -> f64 {
-    bytes as f64 / 1e6 / t.as_secs_f64().max(1e-9)
-}
-
-fn range(bytes: u64, runs: &[Duration]) -> String {
-    let (Some(fast), Some(slow)) = (runs.iter().min(), runs.iter().max()) else {
-        return String::new();
-    };
-    format!("{:.1}..{:.1}", mbps(bytes, *slow), mbps(bytes, *fast))
-}
-
-fn secs(t: Duration) -> String {
-    format!("{:.2} s", t.as_secs_f64())
-}
-
-fn millis(t: Duration) -> String {
-    format!("{:.2} ms", t.as_secs_f64() * 1e3)
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / MIB as f64)
-}
 
 fn in_mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
