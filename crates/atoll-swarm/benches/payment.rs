@@ -72,9 +72,6 @@ use tokio::task::JoinHandle;
 mod common;
 use common::*;
 
-const ENV_QUICK: &str = "ATOLL_BENCH_QUICK";
-const ENV_BYTES: &str = "ATOLL_BENCH_BYTES";
-const ENV_ROUNDS: &str = "ATOLL_BENCH_ROUNDS";
 const ENV_PAYMENTS: &str = "ATOLL_BENCH_PAYMENTS";
 const ENV_SWAP: &str = "ATOLL_BENCH_SWAP";
 const ENV_RECEIVES: &str = "ATOLL_BENCH_RECEIVES";
@@ -89,69 +86,33 @@ const MELT_FEE_SAT: u64 = 1;
 const FUND_MARGIN_SAT: u64 = 100;
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    // Test runners list targets first: there are no tests in here.
-    if args.iter().any(|a| a == "--list") {
-        return Ok(());
-    }
-    if !args.iter().any(|a| a == "--bench") {
-        println!(
-            "payment benchmark skipped: run it with `cargo bench -p atoll-swarm --bench payment`"
-        );
-        return Ok(());
-    }
-    let settings = Settings::from_env()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(run(settings))
+    bench_main("payment", |common| Ok(run(Settings::from_env(common)?)))
 }
 
 /// What to run, from the environment.
 #[derive(Debug)]
 struct Settings {
-    quick: bool,
-    bytes: u64,
-    rounds: usize,
+    common: Common,
     payments: usize,
     receives: usize,
     swap: bool,
 }
 
 impl Settings {
-    fn from_env() -> Result<Self> {
-        let quick = std::env::var(ENV_QUICK).is_ok_and(|v| !v.is_empty() && v != "0");
-        let bytes = match std::env::var(ENV_BYTES) {
-            Ok(v) => parse_size(&v).with_context(|| format!("{ENV_BYTES}={v:?}"))?,
-            Err(_) if quick => 64 * MIB,
-            Err(_) => 1024 * MIB,
-        };
-        let count = |name: &str, default: usize, quick_default: usize| -> Result<usize> {
-            match std::env::var(name) {
-                Ok(v) => {
-                    let n: usize = v.trim().parse().with_context(|| format!("{name}={v:?}"))?;
-                    ensure!(n > 0, "{name} must be at least 1");
-                    Ok(n)
-                }
-                Err(_) => Ok(if quick { quick_default } else { default }),
-            }
-        };
+    fn from_env(common: Common) -> Result<Self> {
+        let count = |name, default, quick_default| common.count(name, default, quick_default);
         let s = Self {
-            quick,
-            bytes,
-            rounds: count(ENV_ROUNDS, 3, 1)?,
+            common,
             payments: count(ENV_PAYMENTS, 200, 20)?,
             receives: count(ENV_RECEIVES, 30, 10)?,
             swap: std::env::var(ENV_SWAP).map_or(true, |v| v.trim() != "0"),
         };
-        ensure!(s.bytes > 0, "{ENV_BYTES} must be at least 1 byte");
         Ok(s)
     }
 
     /// The price of one allotment of the blob, in sat.
     fn price_sat(&self) -> u64 {
-        allotment(self.bytes) / MB * PRICE_SAT_PER_MB
+        allotment(self.common.bytes) / MB * PRICE_SAT_PER_MB
     }
 }
 
@@ -168,7 +129,7 @@ async fn run(s: Settings) -> Result<()> {
         },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         tmp.display(),
-        if s.quick { ", quick mode" } else { "" },
+        if s.common.quick { ", quick mode" } else { "" },
     );
     println!(
         "  MB = 10^6 bytes; every fetch is BLAKE3-checked after the clock stops; \
@@ -312,7 +273,7 @@ impl Market {
             s.payments as u64 + FUND_MARGIN_SAT,
         )
         .await?;
-        let rounds = s.rounds as u64;
+        let rounds = s.common.rounds as u64;
         let direct_funds = rounds * s.price_sat() + s.payments as u64 + FUND_MARGIN_SAT;
         fund(&network, &buyer.wallet, mint_a.url(), direct_funds).await?;
         if s.swap {
@@ -435,7 +396,7 @@ struct Paid {
 }
 
 async fn throughput(s: &Settings, m: &Market, dir: &Path) -> Result<()> {
-    let size = s.bytes;
+    let size = s.common.bytes;
     let data = dir.join("data.bin");
     eprintln!("[1] generating {} of test data…", mib(size));
     let expected = write_data_file(data.clone(), size, 1).await?;
@@ -476,11 +437,11 @@ async fn throughput(s: &Settings, m: &Market, dir: &Path) -> Result<()> {
     let mut paid: Vec<Vec<Paid>> = vec![Vec::new(); paths.len()];
     // Each round starts with a different path, and dirty pages are
     // flushed before each transfer, so no path pays for another's writes.
-    for round in 0..s.rounds {
+    for round in 0..s.common.rounds {
         let order: Vec<usize> = (0..paths.len())
             .map(|i| (i + round) % paths.len())
             .collect();
-        eprintln!("[1] round {}/{}…", round + 1, s.rounds);
+        eprintln!("[1] round {}/{}…", round + 1, s.common.rounds);
         for i in order {
             let path = paths[i];
             settle().await;
@@ -518,8 +479,8 @@ async fn throughput(s: &Settings, m: &Market, dir: &Path) -> Result<()> {
         "1. Throughput: one {} blob over 127.0.0.1, seller -> fresh buyer \
          (median of {} round{}, dial and payment included)",
         mib(size),
-        s.rounds,
-        if s.rounds == 1 { "" } else { "s" }
+        s.common.rounds,
+        if s.common.rounds == 1 { "" } else { "s" }
     );
     println!(
         "   {:<44} {:>9} {:>10} {:>20} {:>14}",
@@ -578,7 +539,7 @@ async fn fetch_round(
     dir: &Path,
     charged: bool,
 ) -> Result<(Duration, Option<Paid>)> {
-    let size = s.bytes;
+    let size = s.common.bytes;
     let seller_before = m.seller.balance().await?;
     let buyer_before = wallet.balance().await?;
     let b = buyer_node(dir, &wallet.socket).await?;

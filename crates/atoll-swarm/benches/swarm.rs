@@ -49,9 +49,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 mod common;
 use common::*;
 
-const ENV_QUICK: &str = "ATOLL_BENCH_QUICK";
-const ENV_BYTES: &str = "ATOLL_BENCH_BYTES";
-const ENV_ROUNDS: &str = "ATOLL_BENCH_ROUNDS";
 const ENV_TTFB_RUNS: &str = "ATOLL_BENCH_TTFB_RUNS";
 const ENV_BLOBS: &str = "ATOLL_BENCH_BLOBS";
 
@@ -64,59 +61,25 @@ const SMALL_BLOB_MAX: usize = 64 << 10;
 const UPLOAD_CONCURRENCY: usize = 4;
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    // Test runners list targets first: there are no tests in here.
-    if args.iter().any(|a| a == "--list") {
-        return Ok(());
-    }
-    if !args.iter().any(|a| a == "--bench") {
-        println!("swarm benchmark skipped: run it with `cargo bench -p atoll-swarm --bench swarm`");
-        return Ok(());
-    }
-    let settings = Settings::from_env()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(run(settings))
+    bench_main("swarm", |common| Ok(run(Settings::from_env(common)?)))
 }
 
 /// What to run, from the environment.
 #[derive(Debug)]
 struct Settings {
-    quick: bool,
-    bytes: u64,
-    rounds: usize,
+    common: Common,
     ttfb_runs: usize,
     blobs: usize,
 }
 
 impl Settings {
-    fn from_env() -> Result<Self> {
-        let quick = std::env::var(ENV_QUICK).is_ok_and(|v| !v.is_empty() && v != "0");
-        let bytes = match std::env::var(ENV_BYTES) {
-            Ok(v) => parse_size(&v).with_context(|| format!("{ENV_BYTES}={v:?}"))?,
-            Err(_) if quick => 64 * MIB,
-            Err(_) => 1024 * MIB,
-        };
-        let count = |name: &str, default: usize, quick_default: usize| -> Result<usize> {
-            match std::env::var(name) {
-                Ok(v) => {
-                    let n: usize = v.trim().parse().with_context(|| format!("{name}={v:?}"))?;
-                    ensure!(n > 0, "{name} must be at least 1");
-                    Ok(n)
-                }
-                Err(_) => Ok(if quick { quick_default } else { default }),
-            }
-        };
+    fn from_env(common: Common) -> Result<Self> {
+        let count = |name, default, quick_default| common.count(name, default, quick_default);
         let s = Self {
-            quick,
-            bytes,
-            rounds: count(ENV_ROUNDS, 3, 1)?,
+            common,
             ttfb_runs: count(ENV_TTFB_RUNS, 20, 5)?,
             blobs: count(ENV_BLOBS, 10_000, 1_000)?,
         };
-        ensure!(s.bytes > 0, "{ENV_BYTES} must be at least 1 byte");
         Ok(s)
     }
 }
@@ -134,7 +97,7 @@ async fn run(s: Settings) -> Result<()> {
         },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         tmp.display(),
-        if s.quick { ", quick mode" } else { "" },
+        if s.common.quick { ", quick mode" } else { "" },
     );
     println!("  MB = 10^6 bytes; every transfer is BLAKE3-checked after the clock stops");
     let started = Instant::now();
@@ -291,7 +254,7 @@ fn fetch_request(id: ContentId, from: &EndpointAddr) -> FetchRequest {
 // 1. Throughput
 
 async fn throughput(s: &Settings) -> Result<()> {
-    let size = s.bytes;
+    let size = s.common.bytes;
     let dir = tempfile::Builder::new()
         .prefix("atoll-bench-tput")
         .tempdir()?;
@@ -327,7 +290,7 @@ async fn throughput(s: &Settings) -> Result<()> {
     // Each round starts with a different path, and dirty pages are
     // flushed before each transfer, so no path pays for another's writes.
     const PATHS: [&str; 3] = ["Atoll", "iroh-blobs", "TCP"];
-    for round in 0..s.rounds {
+    for round in 0..s.common.rounds {
         let order: Vec<usize> = (0..PATHS.len())
             .map(|i| (i + round) % PATHS.len())
             .collect();
@@ -335,7 +298,7 @@ async fn throughput(s: &Settings) -> Result<()> {
         eprintln!(
             "[1] round {}/{}: {}…",
             round + 1,
-            s.rounds,
+            s.common.rounds,
             names.join(", ")
         );
         for path in order {
@@ -368,8 +331,8 @@ async fn throughput(s: &Settings) -> Result<()> {
     println!(
         "1. Throughput: one {} blob over 127.0.0.1 (median of {} round{}, dial included)",
         mib(size),
-        s.rounds,
-        if s.rounds == 1 { "" } else { "s" }
+        s.common.rounds,
+        if s.common.rounds == 1 { "" } else { "s" }
     );
     println!(
         "   {:<44} {:>9} {:>10} {:>20}",

@@ -160,3 +160,79 @@ impl Rng {
         }
     }
 }
+
+pub(crate) const ENV_QUICK: &str = "ATOLL_BENCH_QUICK";
+pub(crate) const ENV_BYTES: &str = "ATOLL_BENCH_BYTES";
+pub(crate) const ENV_ROUNDS: &str = "ATOLL_BENCH_ROUNDS";
+
+/// Runs a benchmark's `main`: nothing when a test runner lists targets or
+/// runs without `--bench` (`cargo test --benches`), else `run` on a
+/// multi-threaded runtime.
+pub(crate) fn bench_main<F>(name: &str, run: impl FnOnce(Common) -> Result<F>) -> Result<()>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    let args: Vec<String> = std::env::args().collect();
+    // Test runners list targets first: there are no tests in here.
+    if args.iter().any(|a| a == "--list") {
+        return Ok(());
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!(
+            "{name} benchmark skipped: run it with `cargo bench -p atoll-swarm --bench {name}`"
+        );
+        return Ok(());
+    }
+    let common = Common::from_env()?;
+    let fut = run(common)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(fut)
+}
+
+/// The settings every benchmark takes from the environment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Common {
+    /// `ATOLL_BENCH_QUICK`: a smoke run.
+    pub quick: bool,
+    /// `ATOLL_BENCH_BYTES`: size of the throughput blob (1 GiB, quick 64 MiB).
+    pub bytes: u64,
+    /// `ATOLL_BENCH_ROUNDS`: throughput rounds (3, quick 1).
+    pub rounds: usize,
+}
+
+impl Common {
+    fn from_env() -> Result<Self> {
+        let quick = std::env::var(ENV_QUICK).is_ok_and(|v| !v.is_empty() && v != "0");
+        let bytes = match std::env::var(ENV_BYTES) {
+            Ok(v) => parse_size(&v).with_context(|| format!("{ENV_BYTES}={v:?}"))?,
+            Err(_) if quick => 64 * MIB,
+            Err(_) => 1024 * MIB,
+        };
+        ensure!(bytes > 0, "{ENV_BYTES} must be at least 1 byte");
+        let c = Self {
+            quick,
+            bytes,
+            rounds: 0,
+        };
+        Ok(Self {
+            rounds: c.count(ENV_ROUNDS, 3, 1)?,
+            ..c
+        })
+    }
+
+    /// A count from the environment variable `name` (at least 1), else
+    /// `default` (`quick_default` in a quick run).
+    pub(crate) fn count(&self, name: &str, default: usize, quick_default: usize) -> Result<usize> {
+        match std::env::var(name) {
+            Ok(v) => {
+                let n: usize = v.trim().parse().with_context(|| format!("{name}={v:?}"))?;
+                ensure!(n > 0, "{name} must be at least 1");
+                Ok(n)
+            }
+            Err(_) => Ok(if self.quick { quick_default } else { default }),
+        }
+    }
+}
