@@ -56,6 +56,22 @@ pub enum ConfigError {
     },
 }
 
+/// A config value that parses but makes no sense (a range, an order, a
+/// URL shape); what each service's `validate` returns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config: {0}")]
+pub struct InvalidConfig(pub String);
+
+/// The `[api]` section every service has: where its local API listens.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Unix socket path (mode 0660). Default: `<runtime dir>/<service>.sock`
+    /// (`swarmd.sock`, `walletd.sock`).
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+}
+
 /// Loads a config of type `T` from an optional TOML file and the process
 /// environment (variables starting with `env_prefix`).
 ///

@@ -243,10 +243,7 @@ impl AdmissionConfig {
     }
 }
 
-/// A config value that makes no sense.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid config: {0}")]
-pub struct InvalidConfig(pub String);
+pub use atoll_core::config::InvalidConfig;
 
 /// The checked essentials of a config.
 #[derive(Debug, Clone)]

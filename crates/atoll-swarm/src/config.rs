@@ -220,19 +220,7 @@ impl Default for StorageConfig {
     }
 }
 
-/// The local control API.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Unix socket path. Default: `<runtime dir>/swarmd.sock`.
-    #[serde(default)]
-    pub socket: Option<PathBuf>,
-}
-
-/// A config value that makes no sense.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid config: {0}")]
-pub struct InvalidConfig(pub String);
+pub use atoll_core::config::{ApiConfig, InvalidConfig};
 
 impl SwarmConfig {
     /// Checks values serde cannot: ranges and URL shapes.

@@ -42,19 +42,7 @@ pub struct WalletSection {
     pub mint_pacing: MintPacing,
 }
 
-/// The local API.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Unix socket path (mode 0660). Default: `<runtime dir>/walletd.sock`.
-    #[serde(default)]
-    pub socket: Option<PathBuf>,
-}
-
-/// A config value that makes no sense.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid config: {0}")]
-pub struct InvalidConfig(pub String);
+pub use atoll_core::config::{ApiConfig, InvalidConfig};
 
 impl WalletConfig {
     /// Checks values serde cannot: mint URLs and budget order.
