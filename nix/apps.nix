@@ -10,7 +10,7 @@
   };
   demo = pkgs.writeShellApplication {
     name = "atoll-demo";
-    runtimeInputs = [pkgs.coreutils pkgs.diffutils pkgs.gnugrep];
+    runtimeInputs = [pkgs.coreutils pkgs.curl pkgs.diffutils pkgs.gawk pkgs.gnugrep];
     text = ''
       export ATOLL_BIN_DIR=${bins}/bin
       exec ${pkgs.bash}/bin/bash ${../scripts/demo.sh} "$@"

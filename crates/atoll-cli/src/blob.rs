@@ -14,9 +14,9 @@ use anyhow::{Context, Result, bail};
 use atoll_core::{ContentId, local_api::LocalClient};
 use atoll_swarm::{
     FetchOutcome, FetchRequest, Source, Status,
-    api::{Removed, TicketAnswer},
+    api::{PaymentsAnswer, Removed, TicketAnswer},
     fetch::Progress,
-    store::BlobInfo,
+    store::{BlobInfo, Direction},
 };
 use clap::Subcommand;
 use futures::StreamExt;
@@ -89,6 +89,23 @@ pub enum BlobCmd {
     Unseed {
         /// Content id.
         id: ContentId,
+    },
+    /// Mark a blob as paid content: peers pay for it when this node charges
+    /// (`[payment]` in the node's config; trusted peers never pay).
+    Charge {
+        /// Content id.
+        id: ContentId,
+    },
+    /// Serve a blob free again.
+    Free {
+        /// Content id.
+        id: ContentId,
+    },
+    /// What this node earned serving paid blobs and spent fetching them.
+    Payments {
+        /// Show at most this many payments, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
 }
 
@@ -249,9 +266,10 @@ pub async fn run(client: &LocalClient, cmd: BlobCmd) -> Result<()> {
             }
             for b in list {
                 let flags = format!(
-                    "{}{}",
+                    "{}{}{}",
                     if b.pinned { "pinned " } else { "" },
-                    if b.seeding { "seeding" } else { "" }
+                    if b.seeding { "seeding " } else { "" },
+                    if b.paid { "paid" } else { "" }
                 );
                 println!("{}  {:>10}  {}", b.id, human(b.size), flags.trim());
             }
@@ -275,6 +293,38 @@ pub async fn run(client: &LocalClient, cmd: BlobCmd) -> Result<()> {
                 .delete(&format!("/blobs/{}/seed", id.to_hex()))
                 .await?;
             println!("{id}: not seeding");
+        }
+        BlobCmd::Charge { id } => {
+            let _: BlobInfo = client.put(&format!("/blobs/{}/paid", id.to_hex())).await?;
+            println!("{id}: paid content (peers pay when this node charges)");
+        }
+        BlobCmd::Free { id } => {
+            let _: BlobInfo = client
+                .delete(&format!("/blobs/{}/paid", id.to_hex()))
+                .await?;
+            println!("{id}: free");
+        }
+        BlobCmd::Payments { limit } => {
+            let p: PaymentsAnswer = client.get("/payments").await?;
+            println!(
+                "earned {} sat, spent {} sat (fees included)",
+                p.totals.revenue_sat, p.totals.spent_sat
+            );
+            for e in p.entries.iter().take(limit) {
+                let way = match e.direction {
+                    Direction::Revenue => "earned",
+                    Direction::Spending => "spent ",
+                };
+                println!(
+                    "{}  {way} {:>6} sat  fee {:>3}  {}  {}  peer {}",
+                    e.at,
+                    e.amount_sat,
+                    e.fee_sat,
+                    human(e.bytes),
+                    e.id,
+                    e.peer
+                );
+            }
         }
         BlobCmd::Rm { id } => {
             let r: Removed = client.delete(&format!("/blobs/{}", id.to_hex())).await?;

@@ -385,20 +385,34 @@ fn ticket(node: &SwarmNode, id: &ContentId) -> Result<String> {
     )
 }
 
-/// Marks `id` paid on `node` through its local API.
+/// Marks `id` paid on `node` (`atoll blob charge`), and checks it is
+/// listed so.
 fn mark_paid(node: &SwarmNode, id: &ContentId) -> Result<()> {
-    let out = Command::new("curl")
-        .args(["-sS", "-f", "-X", "PUT", "--unix-socket"])
-        .arg(&node.socket)
-        .arg(format!("http://localhost/blobs/{}/paid", id.to_hex()))
-        .output()?;
-    let body = String::from_utf8_lossy(&out.stdout);
+    node.atoll(&["blob", "charge", &id.to_string()])?;
+    let listed = String::from_utf8(node.atoll(&["blob", "ls"])?.stdout)?;
     ensure!(
-        out.status.success() && body.contains("\"paid\":true"),
-        "marking {id} paid: {body}{}",
-        String::from_utf8_lossy(&out.stderr)
+        listed
+            .lines()
+            .any(|l| l.starts_with(&id.to_string()) && l.ends_with("paid")),
+        "{id} is not listed as paid: {listed}"
     );
     Ok(())
+}
+
+/// `atoll blob payments`: (earned, spent) in sat.
+fn node_payments(node: &SwarmNode) -> Result<(u64, u64)> {
+    let out = String::from_utf8(node.atoll(&["blob", "payments"])?.stdout)?;
+    // "earned {r} sat, spent {s} sat (fees included)"
+    let w: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    match w[..] {
+        ["earned", r, "sat,", "spent", s, "sat", ..] => Ok((r.parse()?, s.parse()?)),
+        _ => bail!("unexpected `atoll blob payments` output: {out}"),
+    }
 }
 
 /// The `NAME=` value the devnet printed.
@@ -581,6 +595,14 @@ fn netns_payment_scenario() -> Result<()> {
     );
     let fee_a = wa.fees()?;
     assert_eq!(fee_a, 0, "A's receive at mint 2 costs nothing");
+    // The nodes' own records agree with the wallets.
+    assert_eq!(node_payments(&a)?, (PRICE, 0), "A's `atoll blob payments`");
+    assert_eq!(
+        node_payments(&b)?,
+        (0, PRICE + fee_b),
+        "B's `atoll blob payments`"
+    );
+    assert_eq!(node_payments(&c)?, (0, 0), "trusted C paid nothing");
 
     // B over its wallet budget: the wallet refuses the payment, A is left
     // and the origin serves; nothing is spent.

@@ -400,7 +400,10 @@ impl Inner {
                     let pid = addr.id;
                     match self.buy_from(id, addr, buyer).await {
                         Ok(()) => {
-                            served.push(pid.to_string());
+                            // Its refusal was "pay first"; it is settled.
+                            let pid = pid.to_string();
+                            outcome.failed_peers.retain(|(f, _)| *f != pid);
+                            served.push(pid);
                             break;
                         }
                         Err(e) => {

@@ -219,6 +219,11 @@ async fn paid_blobs_are_bought_metered_and_otherwise_fetched_from_the_origin() {
     .await
     .unwrap();
     assert_eq!(out.source, Source::Peers(vec![a_id.to_string()]));
+    assert!(
+        out.failed_peers.is_empty(),
+        "A's first refusal was settled by the purchase: {:?}",
+        out.failed_peers
+    );
     assert_eq!(
         origin.hits.load(std::sync::atomic::Ordering::SeqCst),
         hits_before
