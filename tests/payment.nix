@@ -259,12 +259,9 @@ in {
 
 
     def mark_paid(machine, cid):
-        hexid = cid.removeprefix("blake3:")
-        out = machine.succeed(
-            f"curl -fsS -X PUT --unix-socket {SWARM_SOCKET} "
-            f"http://localhost/blobs/{hexid}/paid"
-        )
-        assert '"paid":true' in out, out
+        machine.succeed(f"atoll blob charge {cid}")
+        listed = machine.succeed("atoll blob ls")
+        assert any(l.startswith(cid) and l.endswith("paid") for l in listed.splitlines()), listed
 
 
     def payments(machine):
