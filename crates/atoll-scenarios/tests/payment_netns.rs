@@ -143,6 +143,10 @@ impl WalletNode {
             format!(
                 "# Same schema as the wallet module's settings.\n\
                  [wallet]\ntrusted_mints = [{}]\n\n\
+                 [wallet.mint_pacing]\n\
+                 # The devnet mints set no request limit; pacing as shipped\n\
+                 # (20 a minute) would make each round wait for it.\n\
+                 burst = 0\n\n\
                  [budget]\nper_payment_sat = {per_payment}\nper_day_sat = 10000\n\n\
                  [api]\nsocket = \"{}\"\n",
                 trusted.join(", "),
