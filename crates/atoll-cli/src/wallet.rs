@@ -158,6 +158,7 @@ pub async fn run(args: WalletArgs) -> Result<()> {
                         amount_sat,
                         max_fee_sat,
                         purpose: "atoll wallet send".into(),
+                        reclaim_after_secs: None,
                     },
                 )
                 .await?;

@@ -624,6 +624,7 @@ async fn payments(
         amount_sat: 1,
         max_fee_sat: 0,
         purpose: "payment benchmark".to_owned(),
+        reclaim_after_secs: None,
     };
     // Warm up: one connection and one balance read each.
     buyer_w.balance().await?;

@@ -159,7 +159,14 @@ pub(crate) struct WalletPay<'a> {
     pub amount_sat: u64,
     pub max_fee_sat: u64,
     pub purpose: String,
+    /// A seller redeems the token before it grants: if it is still
+    /// unredeemed this long after (this node died before handing it over,
+    /// or the seller never took it), the wallet takes it back.
+    pub reclaim_after_secs: u64,
 }
+
+/// See [`WalletPay::reclaim_after_secs`].
+const RECLAIM_AFTER: Duration = Duration::from_secs(600);
 
 /// The wallet's answer to `POST /pay` (no `Debug`: it holds the token).
 #[derive(Deserialize)]
@@ -558,6 +565,7 @@ pub(crate) async fn buy(
                 amount_sat: price_sat,
                 max_fee_sat: settings.max_fee_sat,
                 purpose: format!("swarm {id} from {}", conn.remote_id()),
+                reclaim_after_secs: RECLAIM_AFTER.as_secs(),
             },
         ),
     )

@@ -24,9 +24,10 @@ const RESUME_EVERY: Duration = Duration::from_secs(60);
 /// How often ecash is moved off retired or expiring keysets.
 const ROTATE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
-/// Background upkeep: a swap left open because a mint was down is settled
-/// once it is back; ecash on retired or expiring keysets is moved to the
-/// active ones, at start and then daily.
+/// Background upkeep, every minute: a swap left open because a mint was
+/// down is settled once it is back; tokens a payee should have redeemed at
+/// once and did not are taken back; ecash on retired or expiring keysets is
+/// moved to the active ones, at start and then daily.
 async fn upkeep(wallet: Wallet) {
     let mut tick = tokio::time::interval(RESUME_EVERY);
     let mut rotated: Option<Instant> = None;
@@ -37,6 +38,11 @@ async fn upkeep(wallet: Wallet) {
                 Ok(report) => tracing::info!(?report, "resumed the swap journal"),
                 Err(e) => tracing::warn!("resuming the swap journal: {e}"),
             }
+        }
+        match wallet.sweep_outstanding().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(n, "took back tokens their payees never redeemed"),
+            Err(e) => tracing::warn!("checking outstanding tokens: {e}"),
         }
         if rotated.is_none_or(|at| at.elapsed() >= ROTATE_EVERY) {
             rotated = Some(Instant::now());

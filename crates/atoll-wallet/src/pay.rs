@@ -37,6 +37,13 @@ pub struct PayRequest {
     /// What the payment is for (kept in the history).
     #[serde(default)]
     pub purpose: String,
+    /// For a payee that redeems a token at once (a swarm peer): if the
+    /// token is still unredeemed this many seconds after it was made (it
+    /// never reached the payee: the caller crashed or gave up), the wallet
+    /// takes it back. None (the default): the token is the payee's for as
+    /// long as it likes.
+    #[serde(default)]
+    pub reclaim_after_secs: Option<u64>,
 }
 
 /// How a payment was made.
@@ -447,13 +454,15 @@ impl Wallet {
                 return Err(e.into());
             }
         };
-        self.inner.store.spend_token(spend, &token.to_string())?;
+        let token = token.to_string();
+        self.inner.store.spend_token(spend, &token)?;
+        self.note_outstanding(request, &token, mint)?;
         self.inner
             .store
             .add_history("pay", mint, amount, fee, &request.purpose)?;
         tracing::info!(%mint, amount, fee, purpose = %request.purpose, "paid directly");
         Ok(Ok(Payment {
-            token: token.to_string(),
+            token,
             mint: mint.to_owned(),
             amount_sat: amount,
             fee_sat: fee,
@@ -481,6 +490,54 @@ impl Wallet {
         self.inner
             .store
             .close_kept_swap(id, target, amount, fee, &note, outcome)
+    }
+
+    /// Keeps `token` for [`Wallet::sweep_outstanding`] when the request
+    /// asks for it.
+    fn note_outstanding(
+        &self,
+        request: &PayRequest,
+        token: &str,
+        mint: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(after) = request.reclaim_after_secs {
+            let at = crate::store::now().saturating_add(i64::try_from(after).unwrap_or(i64::MAX));
+            self.inner
+                .store
+                .add_outstanding(token, mint, request.amount_sat, at)?;
+        }
+        Ok(())
+    }
+
+    /// Takes back the tokens made with `reclaim_after_secs` that are due
+    /// and still unredeemed (their payee never got them); a token the payee
+    /// redeemed is closed. A mint that is down is tried again next time.
+    /// Returns how many were taken back.
+    pub async fn sweep_outstanding(&self) -> Result<usize, StoreError> {
+        let due = self.inner.store.due_outstanding(crate::store::now())?;
+        let mut taken = 0;
+        for (token, mint) in due {
+            match self.reclaim(&token).await {
+                Ok(r) => {
+                    taken += 1;
+                    tracing::warn!(%mint, amount_sat = r.amount_sat, "took back a token its payee never redeemed");
+                }
+                Err(crate::ReceiveError::AlreadySpent) => {
+                    self.inner.store.settle_outstanding(&token, "redeemed")?;
+                }
+                Err(crate::ReceiveError::Mint(e)) => {
+                    tracing::warn!(%mint, "outstanding token checked again later: {e}");
+                }
+                Err(e) => {
+                    // Cannot be taken back (a mint no longer known): give up.
+                    tracing::warn!(%mint, "outstanding token given up: {e}");
+                    self.inner
+                        .store
+                        .settle_outstanding(&token, &format!("given up: {e}"))?;
+                }
+            }
+        }
+        Ok(taken)
     }
 
     /// What the wallet remembers of its swap routes (proven ones are tried
@@ -682,6 +739,9 @@ impl Wallet {
         let token = token.to_string();
         let fee = melt_fee.saturating_add(send_fee);
         store.set_swap_field(id, SwapField::Token, &token)?;
+        // Before the journal closes: a token that then never reaches the
+        // payee is still taken back in time.
+        self.note_outstanding(request, &token, target)?;
         store.step_done_with_fee(id, SwapStep::Sent, send_fee)?;
         store.finish_swap(id, "sent")?;
         store.settle_spend(spend, amount.saturating_add(fee))?;

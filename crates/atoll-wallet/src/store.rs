@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS history (
     fee_sat INTEGER NOT NULL,
     note TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outstanding (
+    id INTEGER PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    token TEXT NOT NULL,
+    mint TEXT NOT NULL,
+    amount_sat INTEGER NOT NULL,
+    reclaim_at INTEGER NOT NULL,
+    outcome TEXT
+);
 CREATE TABLE IF NOT EXISTS routes (
     source TEXT NOT NULL,
     target TEXT NOT NULL,
@@ -483,6 +492,50 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps a token made for a payee that redeems at once, to be taken
+    /// back at `reclaim_at` (unix seconds) if it is still unredeemed then.
+    pub fn add_outstanding(
+        &self,
+        token: &str,
+        mint: &str,
+        amount_sat: u64,
+        reclaim_at: i64,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO outstanding (token_hash, token, mint, amount_sat, reclaim_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                token_hash(token),
+                token.trim(),
+                mint,
+                to_i64(amount_sat),
+                reclaim_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Outstanding tokens due at `now`: (token, mint).
+    pub fn due_outstanding(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT token, mint FROM outstanding
+             WHERE outcome IS NULL AND reclaim_at <= ?1 ORDER BY reclaim_at",
+        )?;
+        let rows = stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Closes an outstanding token (redeemed by its payee, or taken back);
+    /// its bearer text is wiped. No-op for a token not outstanding.
+    pub fn settle_outstanding(&self, token: &str, outcome: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE outstanding SET outcome = ?2, token = '' WHERE token_hash = ?1 AND outcome IS NULL",
+            params![token_hash(token), outcome],
+        )?;
+        Ok(())
+    }
+
     /// Remembers how a swap from `source` into `target` went.
     pub fn route_result(&self, source: &str, target: &str, ok: bool) -> Result<(), StoreError> {
         let sql = if ok {
@@ -696,7 +749,7 @@ mod tests {
                     "    swap_id INTEGER,\n    token_hash TEXT\n",
                     "    swap_id INTEGER\n",
                 );
-            assert!(!old.contains("melt_swap_fee") && !old.contains("token_hash"));
+            assert!(!old.contains("melt_swap_fee") && !old.contains("swap_id INTEGER,"));
             conn.execute_batch(&old).unwrap();
             conn.execute(
                 "INSERT INTO swaps (created_at, source, target, amount_sat, mint_amount_sat,
@@ -722,6 +775,17 @@ mod tests {
         assert!(store.refund_token(" cashuBtoken\n", 9).unwrap());
         assert_eq!(store.spent_since(0).unwrap(), 1, "the fee stays spent");
         assert!(!store.refund_token("cashuBtoken", 9).unwrap(), "once only");
+        // Outstanding tokens: due ones listed once, then settled.
+        store
+            .add_outstanding("cashuBone", "http://b", 3, 100)
+            .unwrap();
+        store
+            .add_outstanding("cashuBtwo", "http://b", 4, 200)
+            .unwrap();
+        assert_eq!(store.due_outstanding(150).unwrap().len(), 1);
+        store.settle_outstanding(" cashuBone", "redeemed").unwrap();
+        assert!(store.due_outstanding(150).unwrap().is_empty());
+        assert_eq!(store.due_outstanding(200).unwrap()[0].0, "cashuBtwo");
         // Routes: proven first, untried next, last failed last.
         assert_eq!(RouteStats::rank(None), 1);
         store.route_result("http://a", "http://b", false).unwrap();

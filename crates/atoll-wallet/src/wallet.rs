@@ -694,6 +694,7 @@ impl Wallet {
         let (kind, note) = if reclaim {
             // What came back no longer counts against the budget.
             self.inner.store.refund_token(token, amount_sat)?;
+            self.inner.store.settle_outstanding(token, "taken back")?;
             ("reclaim", "undelivered token taken back")
         } else {
             ("receive", "token received")

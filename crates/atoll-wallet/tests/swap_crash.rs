@@ -62,6 +62,7 @@ async fn crash_and_resume(point: CrashPoint) {
         amount_sat: AMOUNT,
         max_fee_sat: 5,
         purpose: format!("crash at {point:?}"),
+        reclaim_after_secs: None,
     };
 
     let wallet = open_counted(dir.path(), &[mint_a.url(), mint_b.url()]).await;
@@ -170,6 +171,7 @@ async fn resume_after_the_melt_mints_exactly_once() {
         amount_sat: AMOUNT,
         max_fee_sat: 5,
         purpose: String::new(),
+        reclaim_after_secs: None,
     };
     assert!(within("pay", wallet.pay(&request)).await.is_err());
     drop(wallet);
@@ -233,6 +235,7 @@ async fn a_swap_cut_off_during_the_melt_records_its_fee() {
         amount_sat: AMOUNT,
         max_fee_sat: 5,
         purpose: "cut off".to_owned(),
+        reclaim_after_secs: None,
     };
     let paying = tokio::spawn({
         let wallet = wallet.clone();

@@ -22,6 +22,7 @@ fn request(accepted: &[&str], amount_sat: u64, max_fee_sat: u64) -> PayRequest {
         amount_sat,
         max_fee_sat,
         purpose: "test".to_owned(),
+        reclaim_after_secs: None,
     }
 }
 
@@ -590,4 +591,51 @@ async fn a_mint_that_answers_garbage_is_refused_and_costs_nothing() {
         assert_eq!(wallet.unsettled_swaps().unwrap(), 0);
     }
     mint_a.shutdown().await.unwrap();
+}
+
+/// A token made for a payee that redeems at once (`reclaim_after_secs`)
+/// and still unredeemed when due never reached its payee: the sweep takes
+/// it back. One the payee redeemed is closed; one made without the option
+/// is left to its payee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unredeemed_tokens_are_taken_back_when_due() {
+    let network = LightningNetwork::new();
+    let mint = TestMint::builder(&network).spawn().await.unwrap();
+    let (dir, payee_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let wallet = open(dir.path(), &[mint.url()]).await;
+    let payee = open(payee_dir.path(), &[mint.url()]).await;
+    fund(&network, &wallet, mint.url(), FUNDS).await;
+    let due_now = |amount| PayRequest {
+        reclaim_after_secs: Some(0),
+        ..request(&[mint.url()], amount, 0)
+    };
+
+    // Lost on the way (nobody redeems it), redeemed, and a plain one.
+    let lost = within("pay", wallet.pay(&due_now(7))).await.unwrap();
+    let redeemed = within("pay", wallet.pay(&due_now(5))).await.unwrap();
+    let plain = within("pay", wallet.pay(&request(&[mint.url()], 3, 0)))
+        .await
+        .unwrap();
+    within("receive", payee.receive(&redeemed.token, 5, &[]))
+        .await
+        .unwrap();
+    assert_eq!(wallet.balance().await.unwrap().total_sat, FUNDS - 15);
+
+    let taken = within("sweep", wallet.sweep_outstanding()).await.unwrap();
+    assert_eq!(taken, 1, "only the lost token comes back");
+    assert_eq!(wallet.balance().await.unwrap().total_sat, FUNDS - 8);
+    assert_eq!(wallet.history(1).unwrap()[0].kind, "reclaim");
+    // Nothing is due any more: a second sweep asks no mint.
+    assert_eq!(
+        within("sweep", wallet.sweep_outstanding()).await.unwrap(),
+        0
+    );
+    // The lost token is worthless now; the plain one is still the payee's.
+    let late = within("receive", payee.receive(&lost.token, 7, &[])).await;
+    assert!(matches!(late, Err(ReceiveError::AlreadySpent)), "{late:?}");
+    within("receive", payee.receive(&plain.token, 3, &[]))
+        .await
+        .unwrap();
+    assert_eq!(payee.balance().await.unwrap().total_sat, 8);
+    mint.shutdown().await.unwrap();
 }
