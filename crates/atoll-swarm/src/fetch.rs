@@ -519,7 +519,9 @@ impl Inner {
             Ok(()) => Err(format!("{error}; the unredeemed token was taken back")),
             Err(e) => {
                 self.record_spending(&bought.record);
-                Err(format!("{error}; the token is lost ({e})"))
+                // Redeemed by the peer (lost), or the wallet could not be
+                // asked now (its sweep takes it back later if unredeemed).
+                Err(format!("{error}; the token was not taken back ({e})"))
             }
         }
     }

@@ -233,8 +233,9 @@ pub struct HistoryEntry {
     /// Unix seconds.
     pub at: i64,
     /// `pay`, `swap`, `swap_kept` (a swap whose payment was not made: the
-    /// value stayed in the wallet, only the fee was spent), `receive`,
-    /// `invoice`, `pay_invoice`, `restore`.
+    /// value stayed in the wallet, only the fee was spent), `reclaim` (a
+    /// token its payee never took, taken back), `rotate` (ecash moved off
+    /// an old keyset), `receive`, `invoice`, `pay_invoice`, `restore`.
     pub kind: String,
     /// The mint concerned (for a swap, the target).
     pub mint: String,
