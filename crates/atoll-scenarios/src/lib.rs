@@ -195,16 +195,7 @@ impl SwarmNode {
 
     /// Runs the `atoll` CLI against this node; fails unless it succeeds.
     pub fn atoll(&self, args: &[&str]) -> Result<Output> {
-        let out = atoll(&self.socket, args)?;
-        if !out.status.success() {
-            bail!(
-                "atoll {}: {}{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(out)
+        succeeded(args, atoll(&self.socket, args)?)
     }
 
     /// This node's endpoint id.
@@ -225,6 +216,58 @@ pub fn atoll(socket: &Path, args: &[&str]) -> Result<Output> {
         .arg(socket)
         .args(args)
         .output()?)
+}
+
+/// Runs the `atoll` CLI (no swarm socket); fails unless it succeeds.
+pub fn cli(args: &[&str]) -> Result<Output> {
+    succeeded(args, Command::new(bin("atoll")?).args(args).output()?)
+}
+
+/// `out` of `atoll args`, or an error with what it printed.
+fn succeeded(args: &[&str], out: Output) -> Result<Output> {
+    if !out.status.success() {
+        bail!(
+            "atoll {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// `atoll-devnet` in a host (relays, origin, test mints: whatever `args`
+/// ask for), logging to `devnet.log` in the test's directory.
+pub struct Devnet {
+    /// The process.
+    pub daemon: Daemon,
+    /// What it printed once up.
+    log: String,
+}
+
+impl Devnet {
+    /// Starts it and waits until it printed `NAME=URL` for every name in
+    /// `ready` (`NOSTR_RELAY`, `LIGHTNING`, …).
+    pub fn spawn(host: &Host, dir: &Path, args: &[&str], ready: &[&str]) -> Result<Self> {
+        let log_path = dir.join("devnet.log");
+        let daemon = Daemon::spawn(host, "devnet", &bin("atoll-devnet")?, args, &log_path)?;
+        let log = wait_for("atoll-devnet", Duration::from_secs(30), || {
+            std::fs::read_to_string(&log_path)
+                .ok()
+                .filter(|l| ready.iter().all(|n| l.contains(&format!("{n}="))))
+        })
+        .with_context(|| daemon.log())?;
+        Ok(Self { daemon, log })
+    }
+
+    /// The URL it printed as `NAME=URL`.
+    pub fn value(&self, name: &str) -> Result<String> {
+        self.log
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+            .with_context(|| format!("atoll-devnet printed no {name}"))
+    }
 }
 
 /// A path as UTF-8.

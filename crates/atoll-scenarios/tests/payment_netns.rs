@@ -27,7 +27,9 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 use atoll_core::ContentId;
-use atoll_scenarios::{Daemon, SwarmNode, bin, hub, path_str, random_file, spoke, wait_for};
+use atoll_scenarios::{
+    Daemon, Devnet, SwarmNode, bin, cli, hub, path_str, random_file, spoke, wait_for,
+};
 use atoll_testkit::{Host, Lab, netns};
 
 const NET: &str = "10.3";
@@ -94,20 +96,6 @@ fn set_latency(host: &Host, lightning: &str, ms: u64) -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
-}
-
-/// Runs the `atoll` CLI (no swarm socket); fails unless it succeeds.
-fn cli(args: &[&str]) -> Result<Output> {
-    let out = Command::new(bin("atoll")?).args(args).output()?;
-    if !out.status.success() {
-        bail!(
-            "atoll {}: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out)
 }
 
 /// An atoll-walletd in a host, with its config file and socket.
@@ -419,13 +407,6 @@ fn node_payments(node: &SwarmNode) -> Result<(u64, u64)> {
     }
 }
 
-/// The `NAME=` value the devnet printed.
-fn devnet_value(log: &str, name: &str) -> Option<String> {
-    log.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}=")))
-        .map(str::to_owned)
-}
-
 #[test]
 fn netns_payment_scenario() -> Result<()> {
     if !netns::available() {
@@ -456,10 +437,9 @@ fn netns_payment_scenario() -> Result<()> {
     let blob2 = origin_dir.join("second.bin");
     random_file(&blob2, BLOB2_BYTES, 2)?;
     let id2 = ContentId::hash_file(&blob2)?;
-    let _infra = Daemon::spawn(
+    let devnet = Devnet::spawn(
         &infra,
-        "devnet",
-        &bin("atoll-devnet")?,
+        d,
         &[
             "--iroh-bind",
             &format!("{INFRA}:3340"),
@@ -478,16 +458,11 @@ fn netns_payment_scenario() -> Result<()> {
             "--lightning-bind",
             &format!("{INFRA}:8090"),
         ],
-        &d.join("devnet.log"),
+        &["LIGHTNING"],
     )?;
-    let log = wait_for("the devnet", Duration::from_secs(30), || {
-        std::fs::read_to_string(d.join("devnet.log"))
-            .ok()
-            .filter(|l| l.contains("LIGHTNING="))
-    })?;
-    let mint1 = devnet_value(&log, "MINT_1").context("no MINT_1")?;
-    let mint2 = devnet_value(&log, "MINT_2").context("no MINT_2")?;
-    let lightning = devnet_value(&log, "LIGHTNING").context("no LIGHTNING")?;
+    let mint1 = devnet.value("MINT_1")?;
+    let mint2 = devnet.value("MINT_2")?;
+    let lightning = devnet.value("LIGHTNING")?;
     assert!(mint1.starts_with(&format!("http://{INFRA}:")), "{mint1}");
 
     // Wallets: A takes mint 2; B holds mint 1 ecash and may swap into

@@ -10,7 +10,9 @@ use std::{path::Path, process::Output, time::Duration};
 
 use anyhow::{Context, Result};
 use atoll_core::ContentId;
-use atoll_scenarios::{Daemon, SwarmNode, bin, hub, path_str, random_file, spoke, wait_for};
+use atoll_scenarios::{
+    Daemon, Devnet, SwarmNode, bin, hub, path_str, random_file, spoke, wait_for,
+};
 use atoll_testkit::{Host, Lab, netns};
 
 const NET: &str = "10.2";
@@ -95,23 +97,17 @@ reload_interval_ms = 250
     )?;
     // Seed adverts need a Nostr relay; atoll-devnet's open iroh relay is
     // kept on loopback where no node can use it.
-    let _nostr = Daemon::spawn(
+    let _nostr = Devnet::spawn(
         &infra,
-        "nostr",
-        &bin("atoll-devnet")?,
+        d,
         &[
             "--iroh-bind",
             "127.0.0.1:0",
             "--nostr-bind",
             &format!("{INFRA}:7777"),
         ],
-        &d.join("devnet.log"),
+        &["NOSTR_RELAY"],
     )?;
-    wait_for("the Nostr relay", Duration::from_secs(20), || {
-        std::fs::read_to_string(d.join("devnet.log"))
-            .ok()
-            .filter(|l| l.contains("NOSTR_RELAY="))
-    })?;
     let url = format!("http://{INFRA}:3340");
     wait_for("the relay", Duration::from_secs(20), || {
         atoll_in(

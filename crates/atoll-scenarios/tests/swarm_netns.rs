@@ -13,7 +13,7 @@ use std::{path::Path, time::Duration};
 
 use anyhow::{Context, Result};
 use atoll_core::ContentId;
-use atoll_scenarios::{Daemon, SwarmNode, bin, hub, path_str, random_file, spoke, wait_for};
+use atoll_scenarios::{Devnet, SwarmNode, hub, path_str, random_file, spoke, wait_for};
 use atoll_testkit::{Host, Lab, netns};
 
 const NET: &str = "10.1";
@@ -97,10 +97,9 @@ fn netns_swarm_scenario() -> Result<()> {
         99,
     )?;
     let origin_only = ContentId::hash_file(&origin_dir.join("only-at-origin.bin"))?;
-    let _infra = Daemon::spawn(
+    let _infra = Devnet::spawn(
         &infra,
-        "devnet",
-        &bin("atoll-devnet")?,
+        d,
         &[
             "--iroh-bind",
             &format!("{INFRA}:3340"),
@@ -111,13 +110,8 @@ fn netns_swarm_scenario() -> Result<()> {
             "--origin-dir",
             path_str(&origin_dir)?,
         ],
-        &d.join("devnet.log"),
+        &["NOSTR_RELAY", "ORIGIN"],
     )?;
-    wait_for("the relays", Duration::from_secs(20), || {
-        std::fs::read_to_string(d.join("devnet.log"))
-            .ok()
-            .filter(|l| l.contains("NOSTR_RELAY=") && l.contains("ORIGIN="))
-    })?;
 
     // Direct paths are blocked: a cannot reach b's address.
     let blocked = ha
