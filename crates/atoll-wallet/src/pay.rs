@@ -876,16 +876,10 @@ impl Wallet {
         let Some(quote_id) = &record.melt_quote_id else {
             return record.melt_swap_fee_sat;
         };
-        let mut recorded = completed_melt(wallet_s, quote_id).await;
-        if recorded.is_none() {
-            // Killed mid-melt: cdk finishes the melt's saga (its change
-            // included) and records it.
-            if let Err(e) = wallet_s.recover_incomplete_sagas().await {
-                tracing::warn!(swap = id, "finishing the melt saga: {e}");
-            }
-            recorded = completed_melt(wallet_s, quote_id).await;
-        }
-        let melt_fee = match recorded {
+        // A melt cut short by a crash was finished (its change included)
+        // and recorded by cdk's saga recovery, which `resume` runs first;
+        // an interrupted confirm runs it itself.
+        let melt_fee = match completed_melt(wallet_s, quote_id).await {
             Some(t) => u64::from(t.fee),
             None => {
                 let reserve = call(
