@@ -101,13 +101,12 @@ struct Settings {
 impl Settings {
     fn from_env(common: Common) -> Result<Self> {
         let count = |name, default, quick_default| common.count(name, default, quick_default);
-        let s = Self {
+        Ok(Self {
             common,
             payments: count(ENV_PAYMENTS, 200, 20)?,
             receives: count(ENV_RECEIVES, 30, 10)?,
             swap: std::env::var(ENV_SWAP).map_or(true, |v| v.trim() != "0"),
-        };
-        Ok(s)
+        })
     }
 
     /// The price of one allotment of the blob, in sat.

@@ -75,12 +75,11 @@ struct Settings {
 impl Settings {
     fn from_env(common: Common) -> Result<Self> {
         let count = |name, default, quick_default| common.count(name, default, quick_default);
-        let s = Self {
+        Ok(Self {
             common,
             ttfb_runs: count(ENV_TTFB_RUNS, 20, 5)?,
             blobs: count(ENV_BLOBS, 10_000, 1_000)?,
-        };
-        Ok(s)
+        })
     }
 }
 

@@ -212,27 +212,27 @@ impl Common {
             Err(_) => 1024 * MIB,
         };
         ensure!(bytes > 0, "{ENV_BYTES} must be at least 1 byte");
-        let c = Self {
+        Ok(Self {
             quick,
             bytes,
-            rounds: 0,
-        };
-        Ok(Self {
-            rounds: c.count(ENV_ROUNDS, 3, 1)?,
-            ..c
+            rounds: env_count(quick, ENV_ROUNDS, 3, 1)?,
         })
     }
 
     /// A count from the environment variable `name` (at least 1), else
     /// `default` (`quick_default` in a quick run).
     pub(crate) fn count(&self, name: &str, default: usize, quick_default: usize) -> Result<usize> {
-        match std::env::var(name) {
-            Ok(v) => {
-                let n: usize = v.trim().parse().with_context(|| format!("{name}={v:?}"))?;
-                ensure!(n > 0, "{name} must be at least 1");
-                Ok(n)
-            }
-            Err(_) => Ok(if self.quick { quick_default } else { default }),
+        env_count(self.quick, name, default, quick_default)
+    }
+}
+
+fn env_count(quick: bool, name: &str, default: usize, quick_default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => {
+            let n: usize = v.trim().parse().with_context(|| format!("{name}={v:?}"))?;
+            ensure!(n > 0, "{name} must be at least 1");
+            Ok(n)
         }
+        Err(_) => Ok(if quick { quick_default } else { default }),
     }
 }
