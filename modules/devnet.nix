@@ -3,9 +3,10 @@
 # admits everyone), a Nostr relay, optionally a static HTTP origin, and
 # Cashu test mints on one fake Lightning network whose state is thrown away
 # at every start, plus an endpoint that pays their invoices from outside
-# (`POST /pay`). The NixOS VM tests use it (tests/swarm.nix's relay node,
-# tests/payment.nix's infra node); a real group runs services.atoll.relay,
-# a real Nostr relay and a real mint instead. Options: docs/nixos.md.
+# (`POST /pay`). The NixOS VM tests use it (the relay nodes of
+# tests/swarm.nix and tests/relay.nix, tests/payment.nix's infra node); a
+# real group runs services.atoll.relay, a real Nostr relay and a real mint
+# instead. Options: docs/nixos.md.
 {
   config,
   lib,

@@ -67,21 +67,14 @@ in {
         };
       };
 
-      # The Nostr relay only; atoll-devnet's open iroh relay stays on an
-      # ephemeral loopback port, out of the way.
-      systemd.services.atoll-devnet = {
-        description = "Nostr relay for the relay test";
-        wantedBy = ["multi-user.target"];
-        after = ["network.target"];
-        serviceConfig = {
-          Type = "notify";
-          ExecStart = lib.escapeShellArgs [
-            (lib.getExe' atollPackages.atoll-devnet "atoll-devnet")
-            "--nostr-bind"
-            "[::]:${toString nostrPort}"
-          ];
-          DynamicUser = true;
-        };
+      # The Nostr relay only (modules/devnet.nix); its open iroh relay stays
+      # on an ephemeral loopback port, out of the way (so the firewall is
+      # opened by hand).
+      services.atoll.devnet = {
+        enable = true;
+        package = atollPackages.atoll-devnet;
+        irohBind = "127.0.0.1:0";
+        nostrBind = "[::]:${toString nostrPort}";
       };
       networking.firewall.allowedTCPPorts = [nostrPort];
 

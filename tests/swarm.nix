@@ -52,26 +52,16 @@ in {
   name = "atoll-swarm";
 
   nodes = {
+    # The iroh relay and the Nostr relay (modules/devnet.nix).
     relay = {
-      systemd.services.atoll-devnet = {
-        description = "iroh relay and Nostr relay for the swarm test";
-        wantedBy = ["multi-user.target"];
-        after = ["network.target"];
-        serviceConfig = {
-          # atoll-devnet sends READY=1 once both relays listen.
-          Type = "notify";
-          # [::] is dual-stack: /etc/hosts names every node by IPv4 and IPv6.
-          ExecStart = lib.escapeShellArgs [
-            (lib.getExe' atollPackages.atoll-devnet "atoll-devnet")
-            "--iroh-bind"
-            "[::]:${toString irohRelayPort}"
-            "--nostr-bind"
-            "[::]:${toString nostrPort}"
-          ];
-          DynamicUser = true;
-        };
+      services.atoll.devnet = {
+        enable = true;
+        package = atollPackages.atoll-devnet;
+        # [::] is dual-stack: /etc/hosts names every node by IPv4 and IPv6.
+        irohBind = "[::]:${toString irohRelayPort}";
+        nostrBind = "[::]:${toString nostrPort}";
+        openFirewall = true;
       };
-      networking.firewall.allowedTCPPorts = [irohRelayPort nostrPort];
     };
 
     a = swarmNode {isolateFrom = "b";};
