@@ -214,9 +214,17 @@ in {
     peers = [a, b, c]
 
 
+    def match_group(pattern, text):
+        """Group 1 of the first match of `pattern` (multi-line) in `text`;
+        fails the test, showing `text`, when nothing matches."""
+        found = re.search(pattern, text, re.M)
+        assert found is not None, f"no match for {pattern!r} in:\n{text}"
+        return found.group(1)
+
+
     def node_id(machine):
         status = machine.succeed("atoll status")
-        return re.search(r"^node id:\s+(\S+)", status, re.M).group(1)
+        return match_group(r"^node id:\s+(\S+)", status)
 
 
     def content_id(machine, path):
@@ -225,7 +233,7 @@ in {
 
     def balance(machine):
         out = machine.succeed("atoll wallet balance")
-        return int(re.search(r"^total:\s+(\d+) sat", out, re.M).group(1))
+        return int(match_group(r"^total:\s+(\d+) sat", out))
 
 
     def history(machine):

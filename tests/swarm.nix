@@ -100,6 +100,14 @@ in {
     copies = []
 
 
+    def match_group(pattern, text):
+        """Group 1 of the first match of `pattern` (multi-line) in `text`;
+        fails the test, showing `text`, when nothing matches."""
+        found = re.search(pattern, text, re.M)
+        assert found is not None, f"no match for {pattern!r} in:\n{text}"
+        return found.group(1)
+
+
     def content_id(machine, path):
         """The file's blake3:<hex>, by `atoll hash`."""
         return machine.succeed(f"atoll hash {path}").split()[0]
@@ -107,7 +115,7 @@ in {
 
     def node_id(machine):
         status = machine.succeed("atoll status")
-        return re.search(r"^node id:\s+(\S+)", status, re.M).group(1)
+        return match_group(r"^node id:\s+(\S+)", status)
 
 
     def get(machine, cid, path, extra=""):
