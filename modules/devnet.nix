@@ -96,6 +96,18 @@
       '';
     };
 in {
+  imports = [
+    (atoll.serviceModule {
+      name = "devnet";
+      user = "atoll-devnet";
+      # The mints' SQLite databases live in a temporary directory of the
+      # baseline's PrivateTmp=, gone at every stop: no state directory.
+      state = false;
+      memoryMax = "1G";
+      tasksMax = 1024;
+    })
+  ];
+
   options.services.atoll.devnet = {
     enable = mkEnableOption ''
       atoll-devnet, local infrastructure for tests and development: an
@@ -239,11 +251,7 @@ in {
         atoll.serviceConfig {network = true;}
         // {
           ExecStart = lib.escapeShellArgs ([(lib.getExe' cfg.package program)] ++ args);
-
-          DynamicUser = true;
-          User = "atoll-devnet";
-          # The mints' SQLite databases live in a temporary directory of
-          # the baseline's PrivateTmp=, gone at every stop; no state here.
+          # User (no state): atoll.serviceModule above.
         }
         // lib.optionalAttrs needsBindCapability {
           # The baseline's empty bounding set, widened by exactly this.

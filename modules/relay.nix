@@ -79,6 +79,17 @@
       };
   };
 in {
+  imports = [
+    (atoll.serviceModule {
+      name = "relay";
+      user = "atoll-relayd";
+      # One relayed connection holds a few small queues; 1 GiB carries
+      # thousands of them.
+      memoryMax = "1G";
+      tasksMax = 1024;
+    })
+  ];
+
   options.services.atoll.relay = {
     enable = mkEnableOption "the Atoll relay (atoll-relayd), an iroh relay for one group's members";
 
@@ -199,12 +210,8 @@ in {
           ExecStart = "${lib.getExe' cfg.package program} --config ${configFile}";
           ExecStartPre = optional (managedMembersFile != null) createMembersFile;
 
-          DynamicUser = true;
-          User = "atoll-relayd";
-
-          # /var/lib/private/atoll-relay: the members file.
-          StateDirectory = unit;
-          StateDirectoryMode = "0700";
+          # User and the state directory (/var/lib/private/atoll-relay: the
+          # members file): atoll.serviceModule above.
 
           LoadCredential = lib.optionals tls [
             "cert.pem:${toString cfg.tls.certificateFile}"

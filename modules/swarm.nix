@@ -18,13 +18,6 @@
 
   program = "atoll-swarmd";
 
-  # The DynamicUser= name. It must differ from `group`: systemd refuses to
-  # start a dynamic user whose name is already taken by a static group.
-  user = "atoll-swarmd";
-
-  # The daemon's default socket: <RuntimeDirectory>/swarmd.sock.
-  defaultSocket = "/run/atoll-swarm/swarmd.sock";
-
   # The UDP port of node.bind ("0.0.0.0:4919", "[::]:4919"), or null when
   # it cannot be read from the string.
   bindPort = atoll.portOf (cfg.settings.node.bind or "");
@@ -56,6 +49,25 @@
     inherit (cfg) package settings;
   };
 in {
+  imports = [
+    (atoll.serviceModule {
+      name = "swarm";
+      user = "atoll-swarmd";
+      # iroh, the blob store and the fetches in flight (4 MiB segments from
+      # several peers at once); blobs themselves stream to disk.
+      memoryMax = "2G";
+      tasksMax = 1024;
+      api = {
+        socketFile = "swarmd.sock";
+        groupExample = "users";
+        groupDescription = ''
+          Group that may use the node's local API socket: add the people
+          and services that run `atoll blob …` or `atoll status` to it.
+        '';
+      };
+    })
+  ];
+
   options.services.atoll.swarm = {
     enable = mkEnableOption "the Atoll swarm node (atoll-swarmd)";
 
@@ -78,31 +90,6 @@ in {
         Open the UDP port of `settings.node.bind` (QUIC, default 4919) so
         that peers can reach this node directly rather than only through
         a relay.
-      '';
-    };
-
-    group = mkOption {
-      type = types.str;
-      default = "atoll-swarm";
-      example = "users";
-      description = ''
-        Group that may use the node's local API socket (mode 0660 in a
-        0750 runtime directory): add the people and services that run
-        `atoll blob …` or `atoll status` to it. Created if it does not
-        exist. The daemon runs as this group with a dynamic user.
-      '';
-    };
-
-    socket = mkOption {
-      type = types.str;
-      readOnly = true;
-      default = cfg.settings.api.socket or defaultSocket;
-      defaultText = lib.literalExpression ''
-        config.services.atoll.swarm.settings.api.socket or "${defaultSocket}"
-      '';
-      description = ''
-        Path of the local API socket, for other modules and clients to
-        refer to (the CLI reads it from `ATOLL_SWARM_SOCKET`).
       '';
     };
 
@@ -191,10 +178,6 @@ in {
   config = mkIf cfg.enable {
     assertions = [
       {
-        assertion = cfg.group != user;
-        message = "services.atoll.swarm.group must not be \"${user}\", the name of the service's dynamic user.";
-      }
-      {
         assertion = cfg.openFirewall -> (bindPort != null && bindPort != 0);
         message = "services.atoll.swarm.openFirewall needs a fixed port in settings.node.bind (\"ADDRESS:PORT\", PORT not 0); it is ${builtins.toJSON (cfg.settings.node.bind or null)}.";
       }
@@ -213,10 +196,7 @@ in {
       payment = mkIf pay.enable paymentSettings;
     };
 
-    users.groups.${cfg.group} = {};
-
     environment.systemPackages = [cfg.package];
-    environment.variables.ATOLL_SWARM_SOCKET = cfg.socket;
 
     networking.firewall.allowedUDPPorts = mkIf cfg.openFirewall (lib.optional (bindPort != null) bindPort);
 
@@ -244,20 +224,10 @@ in {
           RestartForceExitStatus = [75];
           RestartSec = "3s";
 
-          DynamicUser = true;
-          User = user;
-          # A static group (users.groups above): its members may use the socket.
-          Group = cfg.group;
-          # The wallet's group: only then may the node open its socket, and pay.
+          # The wallet's group: only then may the node open its socket, and
+          # pay. User, group, state (keys and blobs) and runtime directory
+          # (the socket): atoll.serviceModule above.
           SupplementaryGroups = optionals pay.enable [(wallet.group or "atoll-wallet")];
-
-          # /var/lib/private/atoll-swarm: keys and blobs; the daemon's alone.
-          StateDirectory = "atoll-swarm";
-          StateDirectoryMode = "0700";
-          # /run/atoll-swarm: the API socket, which the daemon makes 0660
-          # itself, so the baseline UMask=0077 stays.
-          RuntimeDirectory = "atoll-swarm";
-          RuntimeDirectoryMode = "0750";
         };
     };
   };
