@@ -118,7 +118,10 @@ in {
       wallet'';
 
     package = mkOption {
-      type = types.package;
+      # Required: null only so that leaving it out fails with an assertion
+      # that says where to get it.
+      type = types.nullOr types.package;
+      default = null;
       example = lib.literalExpression "atoll.packages.\${pkgs.stdenv.hostPlatform.system}.atoll-devnet";
       description = ''
         The package with {command}`${program}`: the flake's
@@ -215,6 +218,10 @@ in {
     assertions =
       [
         {
+          assertion = cfg.package != null;
+          message = "services.atoll.devnet.package is required: the flake's packages.<system>.atoll-devnet (crate atoll-testkit), which pkgs.atoll does not contain.";
+        }
+        {
           assertion = lastMintPort <= 65535 || cfg.mintPort == 0;
           message = "services.atoll.devnet: mintPort ${toString cfg.mintPort} with ${toString cfg.mints} mints goes past port 65535.";
         }
@@ -250,7 +257,8 @@ in {
       serviceConfig =
         atoll.serviceConfig {network = true;}
         // {
-          ExecStart = lib.escapeShellArgs ([(lib.getExe' cfg.package program)] ++ args);
+          # Without a package the assertion above says what to set.
+          ExecStart = mkIf (cfg.package != null) (lib.escapeShellArgs ([(lib.getExe' cfg.package program)] ++ args));
           # User (no state): atoll.serviceModule above.
         }
         // lib.optionalAttrs needsBindCapability {
