@@ -2,16 +2,17 @@
 # BLAKE3-verified blobs, advertises them on Nostr and fetches them from
 # peers (QUIC, through the configured iroh relays) or HTTP origins. Its
 # local API is a unix socket that members of `group` may use, e.g. with the
-# `atoll` CLI. With `payment.enable` it sells and buys bandwidth through the
-# local wallet (services.atoll.wallet), whose group it joins. Options and
-# layout: docs/nixos.md.
+# `atoll` CLI. With `payment.charge` it sells bandwidth, with
+# `payment.maxPriceSatPerMb` it buys, either through the local wallet
+# (services.atoll.wallet), whose group it then joins. Options and layout:
+# docs/nixos.md.
 {
   config,
   lib,
   pkgs,
   ...
 }: let
-  inherit (lib) mkDefault mkEnableOption mkIf mkOption mkPackageOption optionalAttrs optionals types;
+  inherit (lib) mkDefault mkEnableOption mkIf mkOption mkPackageOption mkRemovedOptionModule optionalAttrs optionals types;
 
   cfg = config.services.atoll.swarm;
   atoll = import ./lib.nix {inherit lib pkgs;};
@@ -24,13 +25,17 @@
 
   # The wallet module's options, read with `or` so that this module also
   # evaluates without it (nixosModules.swarm alone); the assertion below
-  # insists on it when payment is enabled.
+  # insists on it when the node sells or buys.
   wallet = config.services.atoll.wallet or {};
   pay = cfg.payment;
 
-  # settings.payment, written only with payment.enable: a daemon built
-  # without the [payment] section refuses the key (deny_unknown_fields),
-  # so a node that does not pay gets a config without it.
+  # The node uses the wallet when it sells or buys, just as the daemon
+  # needs `payment.wallet_socket` then; only then is `[payment]` written
+  # and the wallet's group joined.
+  sells = pay.charge;
+  buys = pay.maxPriceSatPerMb > 0;
+  usesWallet = sells || buys;
+
   paymentSettings =
     {
       enabled = pay.charge;
@@ -66,6 +71,14 @@ in {
         '';
       };
     })
+    # It meant "use the wallet", while the daemon's `payment.enabled`
+    # means "charge": now `charge` is the one, and the wallet is used
+    # whenever the node sells or buys.
+    (mkRemovedOptionModule ["services" "atoll" "swarm" "payment" "enable"] ''
+      The node now uses the local wallet exactly when it sells or buys:
+      set services.atoll.swarm.payment.charge = true to sell (the config
+      file's payment.enabled), and payment.maxPriceSatPerMb > 0 to buy.
+    '')
   ];
 
   options.services.atoll.swarm = {
@@ -94,22 +107,19 @@ in {
     };
 
     # Paid bandwidth (docs/swarm.md "Payment"): the options of
-    # `settings.payment`, which is written only when `enable` is set.
+    # `settings.payment`, which is written only when the node sells
+    # (`charge`) or buys (`maxPriceSatPerMb` > 0). Either way the node uses
+    # the local wallet (services.atoll.wallet, which must be enabled) and
+    # joins its group, so it may spend within the wallet's budgets.
     payment = {
-      enable = mkEnableOption ''
-        paid bandwidth: write `settings.payment` from the options below
-        and let the node use the local wallet (services.atoll.wallet,
-        which must be enabled): the service joins the wallet's group, so
-        it may spend within the wallet's budgets. Off: no `[payment]`
-        section at all, every blob is served and fetched free'';
-
       charge = mkOption {
         type = types.bool;
-        default = true;
+        default = false;
         description = ''
-          Sell: charge untrusted peers for blobs marked paid
-          (`payment.enabled`). Needs `priceSatPerMb` and `acceptedMints`.
-          `false`: only buy (with `maxPriceSatPerMb` > 0).
+          Sell: charge untrusted peers for blobs marked paid (the config
+          file's `payment.enabled`). Needs `priceSatPerMb` and
+          `acceptedMints`, and the local wallet, which receives the
+          tokens.
         '';
       };
 
@@ -119,7 +129,7 @@ in {
         example = 2;
         description = ''
           Price per MB (1,000,000 bytes) served, in sat
-          (`payment.price_sat_per_mb`); required when `charge` is set.
+          (`payment.price_sat_per_mb`); required with `charge`.
         '';
       };
 
@@ -129,7 +139,7 @@ in {
         example = ["https://mint.example.org"];
         description = ''
           Mint URLs whose tokens the node accepts as payment
-          (`payment.accepted_mints`); required when `charge` is set. The
+          (`payment.accepted_mints`); at least one with `charge`. The
           wallet must trust them too (its `settings.wallet.trusted_mints`
           or `atoll wallet mints trust`), or it refuses their tokens.
         '';
@@ -149,8 +159,9 @@ in {
         default = 0;
         description = ''
           Buy: the most paid per MB when fetching, in sat
-          (`payment.max_price_sat_per_mb`). 0: never pay; a paid blob then
-          comes from another peer or the origin.
+          (`payment.max_price_sat_per_mb`), through the local wallet. 0:
+          never pay; a paid blob then comes from another peer or the
+          origin.
         '';
       };
 
@@ -182,18 +193,22 @@ in {
         message = "services.atoll.swarm.openFirewall needs a fixed port in settings.node.bind (\"ADDRESS:PORT\", PORT not 0); it is ${builtins.toJSON (cfg.settings.node.bind or null)}.";
       }
       {
-        assertion = pay.enable -> (wallet.enable or false);
-        message = "services.atoll.swarm.payment.enable needs the local wallet: set services.atoll.wallet.enable = true (module nixosModules.wallet, part of nixosModules.default).";
+        assertion = usesWallet -> (wallet.enable or false);
+        message = "services.atoll.swarm.payment: selling (charge) and buying (maxPriceSatPerMb > 0) go through the local wallet: set services.atoll.wallet.enable = true (module nixosModules.wallet, part of nixosModules.default).";
       }
       {
-        assertion = pay.enable && pay.charge -> (pay.priceSatPerMb != null && pay.acceptedMints != []);
-        message = "services.atoll.swarm.payment.charge needs payment.priceSatPerMb and at least one payment.acceptedMints (or set charge = false to only buy).";
+        assertion = sells -> (pay.priceSatPerMb != null && pay.acceptedMints != []);
+        message = "services.atoll.swarm.payment.charge needs payment.priceSatPerMb and at least one payment.acceptedMints.";
       }
     ];
 
+    warnings =
+      lib.optional (!sells && (pay.priceSatPerMb != null || pay.acceptedMints != [])) ''
+        services.atoll.swarm.payment: priceSatPerMb and acceptedMints take effect only with payment.charge = true; the node does not sell.'';
+
     services.atoll.swarm.settings = {
       node.bind = mkDefault "0.0.0.0:4919";
-      payment = mkIf pay.enable paymentSettings;
+      payment = mkIf usesWallet paymentSettings;
     };
 
     environment.systemPackages = [cfg.package];
@@ -203,9 +218,9 @@ in {
     systemd.services.atoll-swarm = {
       description = "Atoll swarm node";
       wantedBy = ["multi-user.target"];
-      # With payment, the wallet is up before the first fetch may pay.
-      wants = ["network-online.target"] ++ optionals pay.enable ["atoll-wallet.service"];
-      after = ["network-online.target"] ++ optionals pay.enable ["atoll-wallet.service"];
+      # The wallet is up before the first fetch may pay.
+      wants = ["network-online.target"] ++ optionals usesWallet ["atoll-wallet.service"];
+      after = ["network-online.target"] ++ optionals usesWallet ["atoll-wallet.service"];
 
       serviceConfig =
         atoll.serviceConfig {network = true;}
@@ -227,7 +242,7 @@ in {
           # The wallet's group: only then may the node open its socket, and
           # pay. User, group, state (keys and blobs) and runtime directory
           # (the socket): atoll.serviceModule above.
-          SupplementaryGroups = optionals pay.enable [(wallet.group or "atoll-wallet")];
+          SupplementaryGroups = optionals usesWallet [(wallet.group or "atoll-wallet")];
         };
     };
   };

@@ -2,7 +2,7 @@
 # ecash at the mints it trusts, pays peers within the budgets of its config
 # and talks HTTPS to the mints. Its local API is a unix socket, and whoever
 # may open the socket may SPEND: members of `group` only (the swarm node
-# joins it when services.atoll.swarm.payment.enable is set). The seed is
+# joins it when it sells or buys, services.atoll.swarm.payment). The seed is
 # made on first start in the state directory. Options and layout:
 # docs/nixos.md; the wallet itself: docs/wallet.md.
 {
@@ -44,8 +44,8 @@ in {
           Group that may use the wallet's local API socket, and so SPEND
           its ecash within the budgets. Only the services and people that
           must pay belong here: the swarm node joins it
-          (SupplementaryGroups=) when
-          {option}`services.atoll.swarm.payment.enable` is set.
+          (SupplementaryGroups=) when it sells or buys
+          (`services.atoll.swarm.payment`).
         '';
         socketDescription = " The swarm node's `payment.walletSocket` defaults to it.";
       };

@@ -6,7 +6,7 @@
 # Nostr relay, an HTTP origin serving /srv/origin, two Cashu test mints on
 # one fake Lightning network (each melt pays a 1 sat routing fee) and the
 # Lightning endpoint that pays their invoices from outside. a, b and c run
-# services.atoll.wallet and services.atoll.swarm with payment enabled:
+# services.atoll.wallet and services.atoll.swarm, which sells or buys:
 #
 # - a sells at 1 sat/MB, accepts only mint 2 (its wallet trusts mint 2) and
 #   serves c free (payment.trustedPeers);
@@ -60,8 +60,8 @@
   # The testScript's run-time overrides (see the header).
   overrides = "/run/atoll-test";
 
-  # A wallet and a swarm node with payment enabled; `payment`: the
-  # services.atoll.swarm.payment options beyond `enable`.
+  # A wallet and a swarm node that sells or buys; `payment`: its
+  # services.atoll.swarm.payment options.
   peer = {
     trustedMints,
     payment,
@@ -93,7 +93,7 @@
         };
         fetch.peer_timeout_secs = 60;
       };
-      payment = {enable = true;} // payment;
+      inherit payment;
     };
 
     # "-": no file, no overrides.
@@ -131,6 +131,7 @@ in {
     a = peer {
       trustedMints = [mint2];
       payment = {
+        charge = true;
         priceSatPerMb = 1;
         acceptedMints = [mint2];
         # c's node id comes at run time (swarm.env, see the header).
@@ -159,7 +160,6 @@ in {
         (peer {
           trustedMints = [mint1 mint2];
           payment = {
-            charge = false;
             maxPriceSatPerMb = 2;
             maxFeeSat = 5;
           };
@@ -180,7 +180,6 @@ in {
     c = peer {
       trustedMints = [mint2];
       payment = {
-        charge = false;
         maxPriceSatPerMb = 2;
         maxFeeSat = 5;
       };
