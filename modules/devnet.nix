@@ -6,7 +6,8 @@
 # (`POST /pay`). The NixOS VM tests use it (the relay nodes of
 # tests/swarm.nix and tests/relay.nix, tests/payment.nix's infra node); a
 # real group runs services.atoll.relay, a real Nostr relay and a real mint
-# instead. Options: docs/nixos.md.
+# instead. It is not part of nixosModules.default: a machine that wants it
+# imports nixosModules.devnet. Options: docs/nixos.md.
 {
   config,
   lib,

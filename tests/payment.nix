@@ -43,6 +43,7 @@
 {
   lib,
   atollPackages,
+  atollModules,
   ...
 }: let
   irohRelayPort = 3340;
@@ -108,6 +109,7 @@ in {
 
   nodes = {
     infra = {
+      imports = [atollModules.devnet];
       services.atoll.devnet = {
         enable = true;
         package = atollPackages.atoll-devnet;

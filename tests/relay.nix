@@ -9,6 +9,7 @@
 {
   lib,
   atollPackages,
+  atollModules,
   ...
 }: let
   relayPort = 3340;
@@ -53,6 +54,7 @@ in {
 
   nodes = {
     relay = {pkgs, ...}: {
+      imports = [atollModules.devnet];
       services.atoll.relay = {
         enable = true;
         openFirewall = true;

@@ -7,6 +7,7 @@
 {
   lib,
   atollPackages,
+  atollModules,
   ...
 }: let
   irohRelayPort = 3340;
@@ -54,6 +55,7 @@ in {
   nodes = {
     # The iroh relay and the Nostr relay (modules/devnet.nix).
     relay = {
+      imports = [atollModules.devnet];
       services.atoll.devnet = {
         enable = true;
         package = atollPackages.atoll-devnet;
