@@ -233,8 +233,8 @@ in {
       ]
       ++ concatMap (l: [
         {
-          assertion = l.port != null;
-          message = "services.atoll.devnet.${l.name} must be \"ADDRESS:PORT\"; it is ${builtins.toJSON l.address}.";
+          assertion = l.port != null && l.port <= 65535;
+          message = "services.atoll.devnet.${l.name} must be \"ADDRESS:PORT\" with a port up to 65535; it is ${builtins.toJSON l.address}.";
         }
         {
           assertion = cfg.openFirewall -> l.port != 0;
@@ -243,7 +243,7 @@ in {
       ])
       withPorts;
 
-    networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall (lib.filter (port: port != null && port != 0) ports);
+    networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall (lib.filter (port: port != null && port != 0 && port <= 65535) ports);
 
     systemd.services.${unit} = {
       description = "Atoll devnet (test infrastructure: relays, origin, test mints)";

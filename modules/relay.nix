@@ -190,6 +190,10 @@ in {
         message = "services.atoll.relay.settings.quic.address_discovery needs TLS: set tls.certificateFile and tls.keyFile.";
       }
       {
+        assertion = (tcpPort == null || tcpPort <= 65535) && (udpPort == null || udpPort <= 65535);
+        message = "services.atoll.relay: the ports of settings.server.bind (${builtins.toJSON bind}) and settings.quic.bind must be between 0 and 65535.";
+      }
+      {
         assertion = tls -> (cfg.tls.certificateFile != null && cfg.tls.keyFile != null);
         message = "services.atoll.relay.tls: set both certificateFile and keyFile, or neither (plain HTTP).";
       }
@@ -220,8 +224,9 @@ in {
     environment.systemPackages = [cfg.package];
 
     networking.firewall = mkIf cfg.openFirewall {
-      allowedTCPPorts = optional (tcpPort != null) tcpPort;
-      allowedUDPPorts = optional (quic && udpPort != null) udpPort;
+      # Out-of-range ports are the assertion's to report.
+      allowedTCPPorts = optional (tcpPort != null && tcpPort <= 65535) tcpPort;
+      allowedUDPPorts = optional (quic && udpPort != null && udpPort <= 65535) udpPort;
     };
 
     systemd.services.${unit} = {

@@ -189,6 +189,10 @@ in {
   config = mkIf cfg.enable {
     assertions = [
       {
+        assertion = bindPort == null || bindPort <= 65535;
+        message = "services.atoll.swarm.settings.node.bind = ${builtins.toJSON (cfg.settings.node.bind or null)}: the port must be between 0 and 65535.";
+      }
+      {
         assertion = cfg.openFirewall -> (bindPort != null && bindPort != 0);
         message = "services.atoll.swarm.openFirewall needs a fixed port in settings.node.bind (\"ADDRESS:PORT\", PORT not 0); it is ${builtins.toJSON (cfg.settings.node.bind or null)}.";
       }
@@ -213,7 +217,9 @@ in {
 
     environment.systemPackages = [cfg.package];
 
-    networking.firewall.allowedUDPPorts = mkIf cfg.openFirewall (lib.optional (bindPort != null) bindPort);
+    # A port out of range is the assertion's to report, not the firewall
+    # option's type check.
+    networking.firewall.allowedUDPPorts = mkIf cfg.openFirewall (lib.optional (bindPort != null && bindPort <= 65535) bindPort);
 
     systemd.services.atoll-swarm = {
       description = "Atoll swarm node";
