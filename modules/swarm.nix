@@ -71,9 +71,9 @@ in {
         '';
       };
     })
-    # It meant "use the wallet", while the daemon's `payment.enabled`
-    # means "charge": now `charge` is the one, and the wallet is used
-    # whenever the node sells or buys.
+    # payment.enable meant "use the wallet", while the daemon's
+    # `payment.enabled` means "charge": now `charge` is the one switch,
+    # and the wallet is used whenever the node sells or buys.
     (mkRemovedOptionModule ["services" "atoll" "swarm" "payment" "enable"] ''
       The node now uses the local wallet exactly when it sells or buys:
       set services.atoll.swarm.payment.charge = true to sell (the config
