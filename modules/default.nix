@@ -1,12 +1,13 @@
 # Every Atoll service module, each under services.atoll.<name> and off until
 # enabled. A service module is modules/<name>.nix plus one line here; the
 # flake exposes it as nixosModules.<name> too (nix/modules.nix). Shared
-# hardening and settings helpers: ./lib.nix. `devnet` is test and
-# development infrastructure (the VM tests' relays, origin and test mints),
-# never for production; it is here so that a test node needs no extra import.
+# hardening, identity, limits and settings helpers: ./lib.nix.
+#
+# Not here: ./devnet.nix (services.atoll.devnet), the test and development
+# infrastructure of the VM tests, never for production; a machine that runs
+# it imports nixosModules.devnet explicitly.
 let
   services = [
-    "devnet"
     "relay"
     "swarm"
     "wallet"

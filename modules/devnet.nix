@@ -6,7 +6,8 @@
 # (`POST /pay`). The NixOS VM tests use it (the relay nodes of
 # tests/swarm.nix and tests/relay.nix, tests/payment.nix's infra node); a
 # real group runs services.atoll.relay, a real Nostr relay and a real mint
-# instead. Options: docs/nixos.md.
+# instead. It is not part of nixosModules.default: a machine that wants it
+# imports nixosModules.devnet. Options: docs/nixos.md.
 {
   config,
   lib,
@@ -96,6 +97,18 @@
       '';
     };
 in {
+  imports = [
+    (atoll.serviceModule {
+      name = "devnet";
+      user = "atoll-devnet";
+      # The mints' SQLite databases live in a temporary directory of the
+      # baseline's PrivateTmp=, gone at every stop: no state directory.
+      state = false;
+      memoryMax = "1G";
+      tasksMax = 1024;
+    })
+  ];
+
   options.services.atoll.devnet = {
     enable = mkEnableOption ''
       atoll-devnet, local infrastructure for tests and development: an
@@ -106,7 +119,10 @@ in {
       wallet'';
 
     package = mkOption {
-      type = types.package;
+      # Required: null only so that leaving it out fails with an assertion
+      # that says where to get it.
+      type = types.nullOr types.package;
+      default = null;
       example = lib.literalExpression "atoll.packages.\${pkgs.stdenv.hostPlatform.system}.atoll-devnet";
       description = ''
         The package with {command}`${program}`: the flake's
@@ -203,6 +219,10 @@ in {
     assertions =
       [
         {
+          assertion = cfg.package != null;
+          message = "services.atoll.devnet.package is required: the flake's packages.<system>.atoll-devnet (crate atoll-testkit), which pkgs.atoll does not contain.";
+        }
+        {
           assertion = lastMintPort <= 65535 || cfg.mintPort == 0;
           message = "services.atoll.devnet: mintPort ${toString cfg.mintPort} with ${toString cfg.mints} mints goes past port 65535.";
         }
@@ -213,8 +233,8 @@ in {
       ]
       ++ concatMap (l: [
         {
-          assertion = l.port != null;
-          message = "services.atoll.devnet.${l.name} must be \"ADDRESS:PORT\"; it is ${builtins.toJSON l.address}.";
+          assertion = l.port != null && l.port <= 65535;
+          message = "services.atoll.devnet.${l.name} must be \"ADDRESS:PORT\" with a port up to 65535; it is ${builtins.toJSON l.address}.";
         }
         {
           assertion = cfg.openFirewall -> l.port != 0;
@@ -223,7 +243,7 @@ in {
       ])
       withPorts;
 
-    networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall (lib.filter (port: port != null && port != 0) ports);
+    networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall (lib.filter (port: port != null && port != 0 && port <= 65535) ports);
 
     systemd.services.${unit} = {
       description = "Atoll devnet (test infrastructure: relays, origin, test mints)";
@@ -238,12 +258,9 @@ in {
       serviceConfig =
         atoll.serviceConfig {network = true;}
         // {
-          ExecStart = lib.escapeShellArgs ([(lib.getExe' cfg.package program)] ++ args);
-
-          DynamicUser = true;
-          User = "atoll-devnet";
-          # The mints' SQLite databases live in a temporary directory of
-          # the baseline's PrivateTmp=, gone at every stop; no state here.
+          # Without a package the assertion above says what to set.
+          ExecStart = mkIf (cfg.package != null) (lib.escapeShellArgs ([(lib.getExe' cfg.package program)] ++ args));
+          # User (no state): atoll.serviceModule above.
         }
         // lib.optionalAttrs needsBindCapability {
           # The baseline's empty bounding set, widened by exactly this.

@@ -1,11 +1,30 @@
 # What every Atoll service module shares, so that no module hand-rolls it:
 # the systemd hardening baseline (after nix-bitcoin's pkgs/lib.nix), the
-# sd-notify/watchdog settings, RFC 42 TOML settings checked at build time by
-# the daemon itself, and secret-file options kept out of the Nix store.
+# sd-notify/watchdog settings, the service's identity, state, resource limits
+# and local API socket (serviceModule), RFC 42 TOML settings checked at build
+# time by the daemon itself, and secret-file options kept out of the Nix store.
 #
-#   atoll = import ./lib.nix {inherit lib pkgs;};
-#   systemd.services.atoll-swarm.serviceConfig =
-#     atoll.serviceConfig {network = true;} // {ExecStart = ...; DynamicUser = true;};
+# A service module (modules/swarm.nix is the fullest example):
+#
+#   {config, lib, pkgs, ...}: let
+#     atoll = import ./lib.nix {inherit lib pkgs;};
+#   in {
+#     imports = [(atoll.serviceModule {
+#       name = "films";               # services.atoll.films, unit atoll-films
+#       user = "atoll-filmsd";        # its DynamicUser= name
+#       memoryMax = "1G";             # defaults of the memoryMax/tasksMax options
+#       tasksMax = 512;
+#       api = {                       # a local API socket, for a group's members
+#         socketFile = "filmsd.sock"; # the daemon's default, in /run/atoll-films
+#         groupDescription = "Group that may use the film API socket.";
+#       };
+#     })];
+#     options.services.atoll.films = {enable = ...; package = ...; settings = ...;};
+#     config = lib.mkIf config.services.atoll.films.enable {
+#       systemd.services.atoll-films.serviceConfig =
+#         atoll.serviceConfig {network = false;} // {ExecStart = ...;};
+#     };
+#   }
 {
   lib,
   pkgs,
@@ -71,6 +90,128 @@ in rec {
       RestrictAddressFamilies = addressFamilies network;
       PrivateNetwork = !network;
     };
+
+  # A NixOS module with what every service module has in common, given as
+  # `imports = [(atoll.serviceModule {...})]` (see the top of this file):
+  #
+  # - identity and state: DynamicUser= as `user`, and (with `state`, the
+  #   default) StateDirectory=atoll-<name> at /var/lib/private/atoll-<name>,
+  #   mode 0700, the daemon's alone (/var/lib/atoll-<name> links there);
+  # - resource limits: the options `memoryMax` and `tasksMax` (defaults
+  #   given here), written to MemoryMax= and TasksMax=;
+  # - with `api`: a local API socket that the members of a static group may
+  #   use. The options `group` (default "atoll-<name>", created if missing;
+  #   it must differ from `user`: systemd refuses to start a dynamic user
+  #   whose name an existing group has) and `socket` (read-only: the
+  #   daemon's `settings.api.socket`, or /run/atoll-<name>/<socketFile>);
+  #   Group=, RuntimeDirectory=atoll-<name> (0750: the daemon makes the
+  #   socket 0660 itself, so the baseline UMask=0077 stays) and
+  #   ATOLL_<NAME>_SOCKET for every login (the CLI reads it).
+  #
+  # Everything else (ExecStart=, the hardening baseline from serviceConfig
+  # below, ordering) stays in the service's module.
+  serviceModule = {
+    name,
+    user,
+    memoryMax,
+    tasksMax,
+    state ? true,
+    api ? null,
+  }: {config, ...}: let
+    cfg = config.services.atoll.${name};
+    unit = "atoll-${name}";
+    option = "services.atoll.${name}";
+    withApi = api != null;
+    defaultSocket = "/run/${unit}/${api.socketFile}";
+    envVar = "ATOLL_${lib.toUpper name}_SOCKET";
+  in {
+    options.services.atoll.${name} =
+      {
+        memoryMax = mkOption {
+          type = types.nullOr (types.either types.ints.positive (types.strMatching "[0-9]+[KMGT]?|[0-9]+(\\.[0-9]+)?%|infinity"));
+          default = memoryMax;
+          example = "4G";
+          description = ''
+            The most memory the service may use (systemd MemoryMax=: bytes,
+            with K, M, G or T, a percentage of RAM, or "infinity"); at the
+            limit the kernel reclaims its caches, then kills the daemon,
+            which systemd restarts. `null`: no limit.
+          '';
+        };
+        tasksMax = mkOption {
+          type = types.nullOr (types.either types.ints.positive (types.enum ["infinity"]));
+          default = tasksMax;
+          example = 2048;
+          description = ''
+            The most threads and processes the service may run (systemd
+            TasksMax=); past it, thread creation fails. Tokio's blocking
+            pool alone may use up to 512 threads. `null`: systemd's default
+            (DefaultTasksMax=).
+          '';
+        };
+      }
+      // lib.optionalAttrs withApi {
+        group = mkOption {
+          type = types.str;
+          default = unit;
+          example = api.groupExample or "users";
+          description = ''
+            ${api.groupDescription} The socket is mode 0660 in a 0750
+            runtime directory, both in this group; it is created if it does
+            not exist, and the daemon runs with it as its group (and a
+            dynamic user).
+          '';
+        };
+        socket = mkOption {
+          type = types.str;
+          readOnly = true;
+          default = cfg.settings.api.socket or defaultSocket;
+          defaultText = lib.literalExpression ''
+            config.${option}.settings.api.socket or "${defaultSocket}"
+          '';
+          description = ''
+            Path of the local API socket, for other modules and clients to
+            refer to (the CLI reads it from `${envVar}`, set for every
+            login).${api.socketDescription or ""}
+          '';
+        };
+      };
+
+    # `api` is known before any config is: a plain list, not mkIf, since
+    # without it cfg.group does not exist.
+    config = lib.mkIf cfg.enable (lib.mkMerge ([
+        {
+          systemd.services.${unit}.serviceConfig =
+            {
+              DynamicUser = true;
+              User = user;
+            }
+            // lib.optionalAttrs state {
+              StateDirectory = unit;
+              StateDirectoryMode = "0700";
+            }
+            // {
+              MemoryMax = lib.mkIf (cfg.memoryMax != null) cfg.memoryMax;
+              TasksMax = lib.mkIf (cfg.tasksMax != null) cfg.tasksMax;
+            };
+        }
+      ]
+      ++ lib.optional withApi {
+        assertions = [
+          {
+            assertion = cfg.group != user;
+            message = "${option}.group must not be \"${user}\", the name of the service's dynamic user.";
+          }
+        ];
+        users.groups.${cfg.group} = {};
+        environment.variables.${envVar} = cfg.socket;
+        systemd.services.${unit}.serviceConfig = {
+          Group = cfg.group;
+          RuntimeDirectory = unit;
+          RuntimeDirectoryMode = "0750";
+        };
+      }));
+  };
 
   settingsFormat = pkgs.formats.toml {};
 

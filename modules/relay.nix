@@ -26,6 +26,10 @@
   # `settings` leaves an address out.
   bind = cfg.settings.server.bind or "127.0.0.1:3340";
   tcpPort = atoll.portOf bind;
+  publicUrl = cfg.settings.server.public_url or null;
+  # TLS from the options or written into `settings` by hand.
+  anyTls = cfg.settings ? tls;
+  insecureHttp = cfg.settings.server.insecure_http or false;
   quic = cfg.settings.quic.address_discovery or false;
   udpPort = atoll.portOf (cfg.settings.quic.bind or "0.0.0.0:7842");
 
@@ -79,6 +83,17 @@
       };
   };
 in {
+  imports = [
+    (atoll.serviceModule {
+      name = "relay";
+      user = "atoll-relayd";
+      # One relayed connection holds a few small queues; 1 GiB carries
+      # thousands of them.
+      memoryMax = "1G";
+      tasksMax = 1024;
+    })
+  ];
+
   options.services.atoll.relay = {
     enable = mkEnableOption "the Atoll relay (atoll-relayd), an iroh relay for one group's members";
 
@@ -97,7 +112,10 @@ in {
     };
 
     owner = mkOption {
-      type = types.strMatching "npub1[02-9ac-hj-np-z]{58}|[0-9a-f]{64}";
+      type = types.nullOr (types.strMatching "npub1[02-9ac-hj-np-z]{58}|[0-9a-f]{64}");
+      # Required: null only so that leaving it out fails with an assertion
+      # that says what to put here.
+      default = null;
       example = "npub10xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqpkge6d";
       description = ''
         The relay owner's Nostr public key (`npub1…` or 64 hex characters),
@@ -151,7 +169,30 @@ in {
   };
 
   config = mkIf cfg.enable {
+    # What the daemon refuses to start without (RelaydConfig::validate in
+    # crates/atoll-relay/src/config.rs), refused here when the system is
+    # evaluated rather than by --check-config when it is built.
     assertions = [
+      {
+        assertion = cfg.owner != null;
+        message = "services.atoll.relay.owner is required: the relay owner's Nostr public key (npub1… or 64 hex characters), always a member and the signer of the membership list; `atoll keys show --dir KEYDIR` prints a node's.";
+      }
+      {
+        assertion = publicUrl != null;
+        message = "services.atoll.relay.settings.server.public_url is required: the URL nodes use for this relay (e.g. \"https://relay.example.org\"), which every admission token names.";
+      }
+      {
+        assertion = anyTls || loopback bind || insecureHttp;
+        message = "services.atoll.relay: settings.server.bind = ${builtins.toJSON bind} is not a loopback address and there is no TLS certificate: set tls.certificateFile and tls.keyFile, or settings.server.insecure_http = true (behind a TLS-terminating proxy on another host, or in a lab).";
+      }
+      {
+        assertion = quic -> anyTls;
+        message = "services.atoll.relay.settings.quic.address_discovery needs TLS: set tls.certificateFile and tls.keyFile.";
+      }
+      {
+        assertion = (tcpPort == null || tcpPort <= 65535) && (udpPort == null || udpPort <= 65535);
+        message = "services.atoll.relay: the ports of settings.server.bind (${builtins.toJSON bind}) and settings.quic.bind must be between 0 and 65535.";
+      }
       {
         assertion = tls -> (cfg.tls.certificateFile != null && cfg.tls.keyFile != null);
         message = "services.atoll.relay.tls: set both certificateFile and keyFile, or neither (plain HTTP).";
@@ -171,7 +212,7 @@ in {
 
     services.atoll.relay.settings = {
       membership =
-        {inherit (cfg) owner;}
+        optionalAttrs (cfg.owner != null) {inherit (cfg) owner;}
         // optionalAttrs (membersFile != null) {members_file = membersFile;};
       tls = mkIf tls {
         cert_file = "${credentials}/cert.pem";
@@ -183,8 +224,9 @@ in {
     environment.systemPackages = [cfg.package];
 
     networking.firewall = mkIf cfg.openFirewall {
-      allowedTCPPorts = optional (tcpPort != null) tcpPort;
-      allowedUDPPorts = optional (quic && udpPort != null) udpPort;
+      # Out-of-range ports are the assertion's to report.
+      allowedTCPPorts = optional (tcpPort != null && tcpPort <= 65535) tcpPort;
+      allowedUDPPorts = optional (quic && udpPort != null && udpPort <= 65535) udpPort;
     };
 
     systemd.services.${unit} = {
@@ -199,12 +241,8 @@ in {
           ExecStart = "${lib.getExe' cfg.package program} --config ${configFile}";
           ExecStartPre = optional (managedMembersFile != null) createMembersFile;
 
-          DynamicUser = true;
-          User = "atoll-relayd";
-
-          # /var/lib/private/atoll-relay: the members file.
-          StateDirectory = unit;
-          StateDirectoryMode = "0700";
+          # User and the state directory (/var/lib/private/atoll-relay: the
+          # members file): atoll.serviceModule above.
 
           LoadCredential = lib.optionals tls [
             "cert.pem:${toString cfg.tls.certificateFile}"

@@ -2,28 +2,22 @@
 # BLAKE3-verified blobs, advertises them on Nostr and fetches them from
 # peers (QUIC, through the configured iroh relays) or HTTP origins. Its
 # local API is a unix socket that members of `group` may use, e.g. with the
-# `atoll` CLI. With `payment.enable` it sells and buys bandwidth through the
-# local wallet (services.atoll.wallet), whose group it joins. Options and
-# layout: docs/nixos.md.
+# `atoll` CLI. With `payment.charge` it sells bandwidth, with
+# `payment.maxPriceSatPerMb` it buys, either through the local wallet
+# (services.atoll.wallet), whose group it then joins. Options and layout:
+# docs/nixos.md.
 {
   config,
   lib,
   pkgs,
   ...
 }: let
-  inherit (lib) mkDefault mkEnableOption mkIf mkOption mkPackageOption optionalAttrs optionals types;
+  inherit (lib) mkDefault mkEnableOption mkIf mkOption mkPackageOption mkRemovedOptionModule optionalAttrs optionals types;
 
   cfg = config.services.atoll.swarm;
   atoll = import ./lib.nix {inherit lib pkgs;};
 
   program = "atoll-swarmd";
-
-  # The DynamicUser= name. It must differ from `group`: systemd refuses to
-  # start a dynamic user whose name is already taken by a static group.
-  user = "atoll-swarmd";
-
-  # The daemon's default socket: <RuntimeDirectory>/swarmd.sock.
-  defaultSocket = "/run/atoll-swarm/swarmd.sock";
 
   # The UDP port of node.bind ("0.0.0.0:4919", "[::]:4919"), or null when
   # it cannot be read from the string.
@@ -31,13 +25,17 @@
 
   # The wallet module's options, read with `or` so that this module also
   # evaluates without it (nixosModules.swarm alone); the assertion below
-  # insists on it when payment is enabled.
+  # insists on it when the node sells or buys.
   wallet = config.services.atoll.wallet or {};
   pay = cfg.payment;
 
-  # settings.payment, written only with payment.enable: a daemon built
-  # without the [payment] section refuses the key (deny_unknown_fields),
-  # so a node that does not pay gets a config without it.
+  # The node uses the wallet when it sells or buys, just as the daemon
+  # needs `payment.wallet_socket` then; only then is `[payment]` written
+  # and the wallet's group joined.
+  sells = pay.charge;
+  buys = pay.maxPriceSatPerMb > 0;
+  usesWallet = sells || buys;
+
   paymentSettings =
     {
       enabled = pay.charge;
@@ -56,6 +54,33 @@
     inherit (cfg) package settings;
   };
 in {
+  imports = [
+    (atoll.serviceModule {
+      name = "swarm";
+      user = "atoll-swarmd";
+      # iroh, the blob store and the fetches in flight (4 MiB segments from
+      # several peers at once); blobs themselves stream to disk.
+      memoryMax = "2G";
+      tasksMax = 1024;
+      api = {
+        socketFile = "swarmd.sock";
+        groupExample = "users";
+        groupDescription = ''
+          Group that may use the node's local API socket: add the people
+          and services that run `atoll blob …` or `atoll status` to it.
+        '';
+      };
+    })
+    # payment.enable meant "use the wallet", while the daemon's
+    # `payment.enabled` means "charge": now `charge` is the one switch,
+    # and the wallet is used whenever the node sells or buys.
+    (mkRemovedOptionModule ["services" "atoll" "swarm" "payment" "enable"] ''
+      The node now uses the local wallet exactly when it sells or buys:
+      set services.atoll.swarm.payment.charge = true to sell (the config
+      file's payment.enabled), and payment.maxPriceSatPerMb > 0 to buy.
+    '')
+  ];
+
   options.services.atoll.swarm = {
     enable = mkEnableOption "the Atoll swarm node (atoll-swarmd)";
 
@@ -81,48 +106,20 @@ in {
       '';
     };
 
-    group = mkOption {
-      type = types.str;
-      default = "atoll-swarm";
-      example = "users";
-      description = ''
-        Group that may use the node's local API socket (mode 0660 in a
-        0750 runtime directory): add the people and services that run
-        `atoll blob …` or `atoll status` to it. Created if it does not
-        exist. The daemon runs as this group with a dynamic user.
-      '';
-    };
-
-    socket = mkOption {
-      type = types.str;
-      readOnly = true;
-      default = cfg.settings.api.socket or defaultSocket;
-      defaultText = lib.literalExpression ''
-        config.services.atoll.swarm.settings.api.socket or "${defaultSocket}"
-      '';
-      description = ''
-        Path of the local API socket, for other modules and clients to
-        refer to (the CLI reads it from `ATOLL_SWARM_SOCKET`).
-      '';
-    };
-
     # Paid bandwidth (docs/swarm.md "Payment"): the options of
-    # `settings.payment`, which is written only when `enable` is set.
+    # `settings.payment`, which is written only when the node sells
+    # (`charge`) or buys (`maxPriceSatPerMb` > 0). Either way the node uses
+    # the local wallet (services.atoll.wallet, which must be enabled) and
+    # joins its group, so it may spend within the wallet's budgets.
     payment = {
-      enable = mkEnableOption ''
-        paid bandwidth: write `settings.payment` from the options below
-        and let the node use the local wallet (services.atoll.wallet,
-        which must be enabled): the service joins the wallet's group, so
-        it may spend within the wallet's budgets. Off: no `[payment]`
-        section at all, every blob is served and fetched free'';
-
       charge = mkOption {
         type = types.bool;
-        default = true;
+        default = false;
         description = ''
-          Sell: charge untrusted peers for blobs marked paid
-          (`payment.enabled`). Needs `priceSatPerMb` and `acceptedMints`.
-          `false`: only buy (with `maxPriceSatPerMb` > 0).
+          Sell: charge untrusted peers for blobs marked paid (the config
+          file's `payment.enabled`). Needs `priceSatPerMb` and
+          `acceptedMints`, and the local wallet, which receives the
+          tokens.
         '';
       };
 
@@ -132,7 +129,7 @@ in {
         example = 2;
         description = ''
           Price per MB (1,000,000 bytes) served, in sat
-          (`payment.price_sat_per_mb`); required when `charge` is set.
+          (`payment.price_sat_per_mb`); required with `charge`.
         '';
       };
 
@@ -142,7 +139,7 @@ in {
         example = ["https://mint.example.org"];
         description = ''
           Mint URLs whose tokens the node accepts as payment
-          (`payment.accepted_mints`); required when `charge` is set. The
+          (`payment.accepted_mints`); at least one with `charge`. The
           wallet must trust them too (its `settings.wallet.trusted_mints`
           or `atoll wallet mints trust`), or it refuses their tokens.
         '';
@@ -162,8 +159,9 @@ in {
         default = 0;
         description = ''
           Buy: the most paid per MB when fetching, in sat
-          (`payment.max_price_sat_per_mb`). 0: never pay; a paid blob then
-          comes from another peer or the origin.
+          (`payment.max_price_sat_per_mb`), through the local wallet. 0:
+          never pay; a paid blob then comes from another peer or the
+          origin.
         '';
       };
 
@@ -191,41 +189,44 @@ in {
   config = mkIf cfg.enable {
     assertions = [
       {
-        assertion = cfg.group != user;
-        message = "services.atoll.swarm.group must not be \"${user}\", the name of the service's dynamic user.";
+        assertion = bindPort == null || bindPort <= 65535;
+        message = "services.atoll.swarm.settings.node.bind = ${builtins.toJSON (cfg.settings.node.bind or null)}: the port must be between 0 and 65535.";
       }
       {
         assertion = cfg.openFirewall -> (bindPort != null && bindPort != 0);
         message = "services.atoll.swarm.openFirewall needs a fixed port in settings.node.bind (\"ADDRESS:PORT\", PORT not 0); it is ${builtins.toJSON (cfg.settings.node.bind or null)}.";
       }
       {
-        assertion = pay.enable -> (wallet.enable or false);
-        message = "services.atoll.swarm.payment.enable needs the local wallet: set services.atoll.wallet.enable = true (module nixosModules.wallet, part of nixosModules.default).";
+        assertion = usesWallet -> (wallet.enable or false);
+        message = "services.atoll.swarm.payment: selling (charge) and buying (maxPriceSatPerMb > 0) go through the local wallet: set services.atoll.wallet.enable = true (module nixosModules.wallet, part of nixosModules.default).";
       }
       {
-        assertion = pay.enable && pay.charge -> (pay.priceSatPerMb != null && pay.acceptedMints != []);
-        message = "services.atoll.swarm.payment.charge needs payment.priceSatPerMb and at least one payment.acceptedMints (or set charge = false to only buy).";
+        assertion = sells -> (pay.priceSatPerMb != null && pay.acceptedMints != []);
+        message = "services.atoll.swarm.payment.charge needs payment.priceSatPerMb and at least one payment.acceptedMints.";
       }
     ];
 
+    warnings =
+      lib.optional (!sells && (pay.priceSatPerMb != null || pay.acceptedMints != [])) ''
+        services.atoll.swarm.payment: priceSatPerMb and acceptedMints take effect only with payment.charge = true; the node does not sell.'';
+
     services.atoll.swarm.settings = {
       node.bind = mkDefault "0.0.0.0:4919";
-      payment = mkIf pay.enable paymentSettings;
+      payment = mkIf usesWallet paymentSettings;
     };
 
-    users.groups.${cfg.group} = {};
-
     environment.systemPackages = [cfg.package];
-    environment.variables.ATOLL_SWARM_SOCKET = cfg.socket;
 
-    networking.firewall.allowedUDPPorts = mkIf cfg.openFirewall (lib.optional (bindPort != null) bindPort);
+    # A port out of range is the assertion's to report, not the firewall
+    # option's type check.
+    networking.firewall.allowedUDPPorts = mkIf cfg.openFirewall (lib.optional (bindPort != null && bindPort <= 65535) bindPort);
 
     systemd.services.atoll-swarm = {
       description = "Atoll swarm node";
       wantedBy = ["multi-user.target"];
-      # With payment, the wallet is up before the first fetch may pay.
-      wants = ["network-online.target"] ++ optionals pay.enable ["atoll-wallet.service"];
-      after = ["network-online.target"] ++ optionals pay.enable ["atoll-wallet.service"];
+      # The wallet is up before the first fetch may pay.
+      wants = ["network-online.target"] ++ optionals usesWallet ["atoll-wallet.service"];
+      after = ["network-online.target"] ++ optionals usesWallet ["atoll-wallet.service"];
 
       serviceConfig =
         atoll.serviceConfig {network = true;}
@@ -244,20 +245,10 @@ in {
           RestartForceExitStatus = [75];
           RestartSec = "3s";
 
-          DynamicUser = true;
-          User = user;
-          # A static group (users.groups above): its members may use the socket.
-          Group = cfg.group;
-          # The wallet's group: only then may the node open its socket, and pay.
-          SupplementaryGroups = optionals pay.enable [(wallet.group or "atoll-wallet")];
-
-          # /var/lib/private/atoll-swarm: keys and blobs; the daemon's alone.
-          StateDirectory = "atoll-swarm";
-          StateDirectoryMode = "0700";
-          # /run/atoll-swarm: the API socket, which the daemon makes 0660
-          # itself, so the baseline UMask=0077 stays.
-          RuntimeDirectory = "atoll-swarm";
-          RuntimeDirectoryMode = "0750";
+          # The wallet's group: only then may the node open its socket, and
+          # pay. User, group, state (keys and blobs) and runtime directory
+          # (the socket): atoll.serviceModule above.
+          SupplementaryGroups = optionals usesWallet [(wallet.group or "atoll-wallet")];
         };
     };
   };

@@ -2,7 +2,7 @@
 # ecash at the mints it trusts, pays peers within the budgets of its config
 # and talks HTTPS to the mints. Its local API is a unix socket, and whoever
 # may open the socket may SPEND: members of `group` only (the swarm node
-# joins it when services.atoll.swarm.payment.enable is set). The seed is
+# joins it when it sells or buys, services.atoll.swarm.payment). The seed is
 # made on first start in the state directory. Options and layout:
 # docs/nixos.md; the wallet itself: docs/wallet.md.
 {
@@ -11,21 +11,13 @@
   pkgs,
   ...
 }: let
-  inherit (lib) mkEnableOption mkIf mkOption mkPackageOption types;
+  inherit (lib) mkEnableOption mkIf mkPackageOption;
 
   cfg = config.services.atoll.wallet;
   atoll = import ./lib.nix {inherit lib pkgs;};
 
   program = "atoll-walletd";
   unit = "atoll-wallet";
-
-  # The DynamicUser= name. It must differ from `group`: systemd refuses to
-  # start a dynamic user whose name is already taken by a static group.
-  user = "atoll-walletd";
-
-  # The daemon's default socket, <RuntimeDirectory>/walletd.sock; also the
-  # CLI's default (crates/atoll-cli/src/wallet.rs DEFAULT_SOCKET).
-  defaultSocket = "/run/${unit}/walletd.sock";
 
   # `atoll-walletd --check-config` parses the file and validates it (mint
   # URLs, budget order) and exits before it opens the state directory, the
@@ -37,6 +29,29 @@
     inherit (cfg) package settings;
   };
 in {
+  imports = [
+    (atoll.serviceModule {
+      name = "wallet";
+      user = "atoll-walletd";
+      # cdk, two SQLite databases and HTTPS to a few mints.
+      memoryMax = "512M";
+      tasksMax = 512;
+      api = {
+        # Also the CLI's default (crates/atoll-cli/src/wallet.rs DEFAULT_SOCKET).
+        socketFile = "walletd.sock";
+        groupExample = "atoll-spenders";
+        groupDescription = ''
+          Group that may use the wallet's local API socket, and so SPEND
+          its ecash within the budgets. Only the services and people that
+          must pay belong here: the swarm node joins it
+          (SupplementaryGroups=) when it sells or buys
+          (`services.atoll.swarm.payment`).
+        '';
+        socketDescription = " The swarm node's `payment.walletSocket` defaults to it.";
+      };
+    })
+  ];
+
   options.services.atoll.wallet = {
     enable = mkEnableOption "the Atoll wallet (atoll-walletd), Cashu ecash over trusted mints";
 
@@ -52,52 +67,16 @@ in {
         };
       };
     };
-
-    group = mkOption {
-      type = types.str;
-      default = "atoll-wallet";
-      example = "atoll-spenders";
-      description = ''
-        Group that may use the wallet's local API socket (mode 0660 in a
-        0750 runtime directory), and so SPEND its ecash within the
-        budgets. Only the services and people that must pay belong here:
-        the swarm node joins it (SupplementaryGroups=) when
-        {option}`services.atoll.swarm.payment.enable` is set. Created if
-        it does not exist. The daemon runs as this group with a dynamic
-        user.
-      '';
-    };
-
-    socket = mkOption {
-      type = types.str;
-      readOnly = true;
-      default = cfg.settings.api.socket or defaultSocket;
-      defaultText = lib.literalExpression ''
-        config.services.atoll.wallet.settings.api.socket or "${defaultSocket}"
-      '';
-      description = ''
-        Path of the local API socket, for other modules and clients to
-        refer to (the CLI reads it from `ATOLL_WALLET_SOCKET`; the swarm
-        node's `payment.walletSocket` defaults to it).
-      '';
-    };
   };
 
   config = mkIf cfg.enable {
     assertions = [
-      {
-        assertion = cfg.group != user;
-        message = "services.atoll.wallet.group must not be \"${user}\", the name of the service's dynamic user.";
-      }
       # The seed is the wallet: never in the world-readable store.
       (atoll.assertSecretNotInStore "services.atoll.wallet.settings.wallet.seed_file" (cfg.settings.wallet.seed_file or null))
     ];
 
-    users.groups.${cfg.group} = {};
-
     # `atoll wallet …`
     environment.systemPackages = [cfg.package];
-    environment.variables.ATOLL_WALLET_SOCKET = cfg.socket;
 
     systemd.services.${unit} = {
       description = "Atoll wallet";
@@ -119,20 +98,11 @@ in {
           # default 90 s when a mint is down.
           TimeoutStartSec = "5min";
 
-          DynamicUser = true;
-          User = user;
-          # A static group (users.groups above): its members may spend.
-          Group = cfg.group;
-
-          # /var/lib/private/atoll-wallet: keys/wallet.seed (the recovery
-          # phrase: back it up), the cdk database, the trust list, the
-          # budget ledger and the swap journal; the daemon's alone.
-          StateDirectory = unit;
-          StateDirectoryMode = "0700";
-          # /run/atoll-wallet: the API socket, which the daemon makes 0660
-          # itself, so the baseline UMask=0077 stays.
-          RuntimeDirectory = unit;
-          RuntimeDirectoryMode = "0750";
+          # User, group (whose members may spend), the state directory
+          # (keys/wallet.seed, the recovery phrase: back it up; the cdk
+          # database, the trust list, the budget ledger and the swap
+          # journal) and the runtime directory (the socket):
+          # atoll.serviceModule above.
         };
     };
   };

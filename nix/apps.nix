@@ -20,5 +20,6 @@ in {
   demo = {
     type = "app";
     program = "${demo}/bin/atoll-demo";
+    meta.description = "A local Atoll swarm on this machine (devnet, nodes, a wallet): `make demo` from the built packages";
   };
 }

@@ -36,7 +36,8 @@ in
     # binary's) and run outside Nix (scripts, CI as root).
     atoll-nextest = craneLib.cargoNextest (withArtifacts {
       cargoNextestExtraArgs = "--no-tests=warn -E 'not (test(/netns/) | binary(/netns/))'";
-      # Test media is made with the ffmpeg command.
+      # The ffmpeg command, for atoll-transcode's test media (drop it if its
+      # tests make none with the command).
       nativeBuildInputs = commonArgs.nativeBuildInputs ++ [(lib.getBin rust.ffmpeg)];
       preCheck = ''
         export HOME="$TMPDIR"

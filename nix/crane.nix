@@ -23,7 +23,10 @@
     atoll-devnet = "atoll-testkit";
   };
 
-  craneLib = crane.mkLib pkgs;
+  # The toolchain of rust-toolchain.toml (./toolchain.nix), not nixpkgs'
+  # rustc: packages, clippy, rustdoc, rustfmt and the dev shell all use it.
+  # A function of the package set, as crane wants for cross builds.
+  craneLib = (crane.mkLib pkgs).overrideToolchain (p: import ./toolchain.nix {pkgs = p;});
 
   workspace = (lib.importTOML ../Cargo.toml).workspace.package;
   inherit (workspace) version;
@@ -63,15 +66,21 @@
   # ffmpeg-sys-next 9 binds FFmpeg 3.x to 9.x, so it follows nixpkgs' default.
   ffmpeg = pkgs.ffmpeg-headless;
 
+  # Every input is here for a crate that needs it, and only for that:
+  # - protoc: cdk's `mint` feature (atoll-testkit's test mints) runs
+  #   tonic-prost-build in a build script;
+  # - pkg-config, libclang (bindgenHook) and FFmpeg: ffmpeg-sys-next, under
+  #   atoll-transcode's ffmpeg-next. Nothing else links a system library:
+  #   TLS is rustls, SQLite is bundled (libsqlite3-sys).
   commonArgs = {
     inherit src version;
     pname = "atoll";
     strictDeps = true;
 
     nativeBuildInputs = [
+      pkgs.protobuf
       pkgs.pkg-config
-      pkgs.protobuf # protoc for prost-build (cdk)
-      pkgs.rustPlatform.bindgenHook # libclang for ffmpeg-sys-next's bindgen
+      pkgs.rustPlatform.bindgenHook
     ];
     # ffmpeg-next links the FFmpeg libraries; their headers come from the dev output.
     buildInputs = [ffmpeg];

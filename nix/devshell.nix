@@ -12,7 +12,7 @@ rust.craneLib.devShell {
   packages = [
     pkgs.cargo-nextest
     pkgs.rust-analyzer
-    (pkgs.lib.getBin rust.ffmpeg) # test media
+    (pkgs.lib.getBin rust.ffmpeg) # the ffmpeg command: test media for atoll-transcode
     pkgs.iproute2 # `ip netns` for the namespace scenarios
     # Nix: formatter and linters, as in scripts/nix-check.sh
     pkgs.alejandra

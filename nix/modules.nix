@@ -1,7 +1,8 @@
 # nixosModules: `default` (every service, each off until enabled) and one per
-# service module in modules/ (modules/<name>.nix becomes nixosModules.<name>;
+# module file in modules/ (modules/<name>.nix becomes nixosModules.<name>).
 # nixosModules.devnet is test and development infrastructure, not a service
-# for production machines).
+# for production machines: `default` leaves it out, and the VM tests that
+# need it import it explicitly.
 # Each also adds the overlay that provides pkgs.atoll, the modules' package.
 {overlay}: let
   dir = ../modules;

@@ -4,7 +4,8 @@
 # Every node imports nixosModules.default, as a user's machine would, so
 # pkgs.atoll is the crane build from this flake (through its overlay).
 # Test-only binaries (packages.atoll-devnet) reach a test as its module
-# argument `atollPackages`.
+# argument `atollPackages`, and the flake's modules as `atollModules`: a node
+# that runs the test infrastructure imports `atollModules.devnet` itself.
 {
   pkgs,
   rust,
@@ -26,6 +27,7 @@
       node.pkgsReadOnly = false;
       defaults.imports = [nixosModules.default];
       _module.args.atollPackages = rust.packages;
+      _module.args.atollModules = nixosModules;
     };
 in
   lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux")

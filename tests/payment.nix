@@ -6,7 +6,7 @@
 # Nostr relay, an HTTP origin serving /srv/origin, two Cashu test mints on
 # one fake Lightning network (each melt pays a 1 sat routing fee) and the
 # Lightning endpoint that pays their invoices from outside. a, b and c run
-# services.atoll.wallet and services.atoll.swarm with payment enabled:
+# services.atoll.wallet and services.atoll.swarm, which sells or buys:
 #
 # - a sells at 1 sat/MB, accepts only mint 2 (its wallet trusts mint 2) and
 #   serves c free (payment.trustedPeers);
@@ -43,6 +43,7 @@
 {
   lib,
   atollPackages,
+  atollModules,
   ...
 }: let
   irohRelayPort = 3340;
@@ -60,8 +61,8 @@
   # The testScript's run-time overrides (see the header).
   overrides = "/run/atoll-test";
 
-  # A wallet and a swarm node with payment enabled; `payment`: the
-  # services.atoll.swarm.payment options beyond `enable`.
+  # A wallet and a swarm node that sells or buys; `payment`: its
+  # services.atoll.swarm.payment options.
   peer = {
     trustedMints,
     payment,
@@ -93,7 +94,7 @@
         };
         fetch.peer_timeout_secs = 60;
       };
-      payment = {enable = true;} // payment;
+      inherit payment;
     };
 
     # "-": no file, no overrides.
@@ -108,6 +109,7 @@ in {
 
   nodes = {
     infra = {
+      imports = [atollModules.devnet];
       services.atoll.devnet = {
         enable = true;
         package = atollPackages.atoll-devnet;
@@ -131,6 +133,7 @@ in {
     a = peer {
       trustedMints = [mint2];
       payment = {
+        charge = true;
         priceSatPerMb = 1;
         acceptedMints = [mint2];
         # c's node id comes at run time (swarm.env, see the header).
@@ -159,7 +162,6 @@ in {
         (peer {
           trustedMints = [mint1 mint2];
           payment = {
-            charge = false;
             maxPriceSatPerMb = 2;
             maxFeeSat = 5;
           };
@@ -180,7 +182,6 @@ in {
     c = peer {
       trustedMints = [mint2];
       payment = {
-        charge = false;
         maxPriceSatPerMb = 2;
         maxFeeSat = 5;
       };
@@ -214,9 +215,17 @@ in {
     peers = [a, b, c]
 
 
+    def match_group(pattern, text):
+        """Group 1 of the first match of `pattern` (multi-line) in `text`;
+        fails the test, showing `text`, when nothing matches."""
+        found = re.search(pattern, text, re.M)
+        assert found is not None, f"no match for {pattern!r} in:\n{text}"
+        return found.group(1)
+
+
     def node_id(machine):
         status = machine.succeed("atoll status")
-        return re.search(r"^node id:\s+(\S+)", status, re.M).group(1)
+        return match_group(r"^node id:\s+(\S+)", status)
 
 
     def content_id(machine, path):
@@ -225,7 +234,7 @@ in {
 
     def balance(machine):
         out = machine.succeed("atoll wallet balance")
-        return int(re.search(r"^total:\s+(\d+) sat", out, re.M).group(1))
+        return int(match_group(r"^total:\s+(\d+) sat", out))
 
 
     def history(machine):

@@ -9,6 +9,7 @@
 {
   lib,
   atollPackages,
+  atollModules,
   ...
 }: let
   relayPort = 3340;
@@ -53,6 +54,7 @@ in {
 
   nodes = {
     relay = {pkgs, ...}: {
+      imports = [atollModules.devnet];
       services.atoll.relay = {
         enable = true;
         openFirewall = true;
@@ -99,19 +101,27 @@ in {
     swarm = [a, b, c]
 
 
+    def match_group(pattern, text):
+        """Group 1 of the first match of `pattern` (multi-line) in `text`;
+        fails the test, showing `text`, when nothing matches."""
+        found = re.search(pattern, text, re.M)
+        assert found is not None, f"no match for {pattern!r} in:\n{text}"
+        return found.group(1)
+
+
     def content_id(machine, path):
         return machine.succeed(f"atoll hash {path}").split()[0]
 
 
     def node_id(machine):
         status = machine.succeed("atoll status")
-        return re.search(r"^node id:\s+(\S+)", status, re.M).group(1)
+        return match_group(r"^node id:\s+(\S+)", status)
 
 
     def npub(machine):
         """The Nostr key the node signs its relay tokens with."""
         keys = machine.succeed(f"atoll keys show --dir {KEYS}")
-        return re.search(r"^nostr key:\s+(npub1\S+)", keys, re.M).group(1)
+        return match_group(r"^nostr key:\s+(npub1\S+)", keys)
 
 
     def make_checker(machine):

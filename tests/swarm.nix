@@ -7,6 +7,7 @@
 {
   lib,
   atollPackages,
+  atollModules,
   ...
 }: let
   irohRelayPort = 3340;
@@ -54,6 +55,7 @@ in {
   nodes = {
     # The iroh relay and the Nostr relay (modules/devnet.nix).
     relay = {
+      imports = [atollModules.devnet];
       services.atoll.devnet = {
         enable = true;
         package = atollPackages.atoll-devnet;
@@ -100,6 +102,14 @@ in {
     copies = []
 
 
+    def match_group(pattern, text):
+        """Group 1 of the first match of `pattern` (multi-line) in `text`;
+        fails the test, showing `text`, when nothing matches."""
+        found = re.search(pattern, text, re.M)
+        assert found is not None, f"no match for {pattern!r} in:\n{text}"
+        return found.group(1)
+
+
     def content_id(machine, path):
         """The file's blake3:<hex>, by `atoll hash`."""
         return machine.succeed(f"atoll hash {path}").split()[0]
@@ -107,7 +117,7 @@ in {
 
     def node_id(machine):
         status = machine.succeed("atoll status")
-        return re.search(r"^node id:\s+(\S+)", status, re.M).group(1)
+        return match_group(r"^node id:\s+(\S+)", status)
 
 
     def get(machine, cid, path, extra=""):
