@@ -12,7 +12,7 @@
   pkgs,
   ...
 }: let
-  inherit (lib) mkDefault mkEnableOption mkIf mkOption mkPackageOption mkRemovedOptionModule optionalAttrs optionals types;
+  inherit (lib) mkDefault mkEnableOption mkIf mkOption mkPackageOption mkRenamedOptionModule optionalAttrs optionals types;
 
   cfg = config.services.atoll.swarm;
   atoll = import ./lib.nix {inherit lib pkgs;};
@@ -71,14 +71,13 @@ in {
         '';
       };
     })
-    # payment.enable meant "use the wallet", while the daemon's
-    # `payment.enabled` means "charge": now `charge` is the one switch,
-    # and the wallet is used whenever the node sells or buys.
-    (mkRemovedOptionModule ["services" "atoll" "swarm" "payment" "enable"] ''
-      The node now uses the local wallet exactly when it sells or buys:
-      set services.atoll.swarm.payment.charge = true to sell (the config
-      file's payment.enabled), and payment.maxPriceSatPerMb > 0 to buy.
-    '')
+    # payment.enable used to mean "use the wallet" (and, with the old
+    # default charge = true, sell), while the daemon's `payment.enabled`
+    # means "charge": now `charge` is the one switch, and the wallet is used
+    # whenever the node sells or buys. A configuration that set only
+    # `payment.enable = true` keeps its meaning (sell) with a warning; one
+    # that also set `charge = false` (buy only) gets a conflict naming both.
+    (mkRenamedOptionModule ["services" "atoll" "swarm" "payment" "enable"] ["services" "atoll" "swarm" "payment" "charge"])
   ];
 
   options.services.atoll.swarm = {
