@@ -161,11 +161,17 @@ pub fn harden(router: Router, timeouts: Timeouts) -> Router {
 /// [`ErrorBody`] that names the problem without repeating the input.
 async fn scrub_rejection(response: Response) -> Response {
     let status = response.status();
-    let ours = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !status.is_client_error() || ours {
+    // axum's rejections are text/plain; its "no route" and "wrong method"
+    // answers have no body. Anything else (ours are JSON, a 416 carries
+    // its Content-Range) passes as it is.
+    let rejection = match response.headers().get(header::CONTENT_TYPE) {
+        Some(v) => v.as_bytes().starts_with(b"text/plain"),
+        None => matches!(
+            status,
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ),
+    };
+    if !status.is_client_error() || !rejection {
         return response;
     }
     // Where in a JSON body the problem is: digits only, safe to repeat.
@@ -191,9 +197,9 @@ async fn scrub_rejection(response: Response) -> Response {
         _ => "request refused".to_owned(),
     };
     let mut response = (status, Json(ErrorBody { error: message })).into_response();
-    for name in [header::ALLOW, header::CONNECTION] {
-        if let Some(v) = parts.headers.get(&name) {
-            response.headers_mut().insert(name, v.clone());
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.headers_mut().insert(name.clone(), value.clone());
         }
     }
     if status == StatusCode::PAYLOAD_TOO_LARGE {
