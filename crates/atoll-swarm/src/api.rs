@@ -70,9 +70,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
 fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(id) => ApiError::not_found(format!("{id} is not held here")),
-        StoreError::Io { path, source } => {
-            ApiError::bad_request(format!("cannot read {}: {source}", path.display()))
-        }
+        StoreError::Io { source, .. } => ApiError::bad_request(format!("cannot read: {source}")),
         other => ApiError::internal(other),
     }
 }
@@ -172,8 +170,8 @@ async fn import(
         .add_opened(opened, max, q.seed.unwrap_or(true))
         .await
         .map_err(|e| match e {
-            StoreError::Blobs(m) if m.contains("import.max_bytes") => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, m)
+            e @ StoreError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
             }
             other => store_error(other),
         })?;

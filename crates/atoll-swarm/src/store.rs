@@ -53,6 +53,12 @@ pub enum StoreError {
     /// The blob is not held.
     #[error("{0} is not held here")]
     NotFound(ContentId),
+    /// A file being imported grew past the limit while it was read.
+    #[error("the file grew past import.max_bytes ({max} bytes) while it was read")]
+    TooLarge {
+        /// The limit.
+        max: u64,
+    },
 }
 
 fn blobs_err(e: impl std::fmt::Display) -> StoreError {
@@ -389,21 +395,26 @@ impl Blobs {
         max_bytes: u64,
         seeding: bool,
     ) -> Result<BlobInfo, StoreError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
         use tokio::io::AsyncReadExt;
         let file = tokio::fs::File::from_std(opened.file).take(max_bytes.saturating_add(1));
+        let over = Arc::new(AtomicBool::new(false));
+        let flag = over.clone();
         let mut read = 0u64;
         let stream =
             tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
                 let chunk = chunk?;
                 read += chunk.len() as u64;
                 if read > max_bytes {
-                    return Err(std::io::Error::other(format!(
-                        "the file grew past import.max_bytes ({max_bytes} bytes) while it was read"
-                    )));
+                    flag.store(true, Ordering::Relaxed);
+                    return Err(std::io::Error::other("over import.max_bytes"));
                 }
                 Ok(chunk)
             });
-        self.add_stream(stream, seeding).await
+        match self.add_stream(stream, seeding).await {
+            Err(_) if over.load(Ordering::Relaxed) => Err(StoreError::TooLarge { max: max_bytes }),
+            other => other,
+        }
     }
 
     /// Tags and records a blob the store just imported (while its temp

@@ -441,3 +441,28 @@ async fn resolve_reads_a_collection_and_refuses_what_is_not_one() {
     a.node.shutdown().await;
     b.node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_file_that_grows_past_the_limit_while_read_is_refused() {
+    let node = TestNode::spawn("grows", |_| {}).await;
+    let path = node.dir.path().join("growing.bin");
+    std::fs::write(&path, data(3000, 41)).unwrap();
+    // Checked when it was 1,000 bytes (the limit); 3,000 by the time it is read.
+    let opened = atoll_swarm::import::OpenedFile {
+        file: std::fs::File::open(&path).unwrap(),
+        size: 1000,
+    };
+    let err = node
+        .node
+        .state()
+        .blobs()
+        .add_opened(opened, 1000, true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, atoll_swarm::store::StoreError::TooLarge { max: 1000 }),
+        "{err}"
+    );
+    assert!(node.node.state().blobs().list().unwrap().is_empty());
+    node.node.shutdown().await;
+}
