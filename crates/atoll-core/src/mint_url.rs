@@ -90,7 +90,7 @@ pub fn canonical_mint_url(input: &str, allow_insecure: bool) -> Result<String, M
     }
     let loopback = match url.host() {
         None => return Err(MintUrlError::NoHost),
-        Some(url::Host::Domain(d)) if d.is_empty() => return Err(MintUrlError::NoHost),
+        Some(url::Host::Domain("")) => return Err(MintUrlError::NoHost),
         Some(url::Host::Domain(d)) if d.len() > MAX_HOST_BYTES => {
             return Err(MintUrlError::HostTooLong);
         }
