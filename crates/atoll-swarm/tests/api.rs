@@ -264,6 +264,9 @@ async fn stock_collection_client_downloads_with_the_default_ticket() {
         .unwrap();
     let ticket: BlobTicket = t.ticket.parse().unwrap();
     assert_eq!(ticket.format(), BlobFormat::HashSeq, "a collection ticket");
+    // The sequence and the metadata blob outlive a garbage collection
+    // (the test node sweeps every second).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
 
     // What `sendme receive` does: the whole hash sequence, then the
     // collection read back from the local store.
@@ -290,6 +293,28 @@ async fn stock_collection_client_downloads_with_the_default_ticket() {
     let got = store.blobs().get_bytes(entries[0].1).await.unwrap();
     assert!(got[..] == bytes[..], "the blob's bytes");
     ep.close().await;
+    // Removing the blob drops its collections too.
+    let (status, _) = a
+        .client()
+        .send(
+            Method::DELETE,
+            &format!("/blobs/{}", info.id.to_hex()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let tags = a
+        .node
+        .state()
+        .blobs()
+        .store()
+        .tags()
+        .list_prefix(atoll_swarm::collection::TAG_PREFIX)
+        .await
+        .unwrap();
+    let tags: Vec<_> = futures::StreamExt::collect(tags).await;
+    assert!(tags.is_empty(), "{tags:?}");
     a.node.shutdown().await;
 }
 
