@@ -17,8 +17,17 @@ if [ -n "${ATOLL_BIN_DIR:-}" ]; then
   BIN="$ATOLL_BIN_DIR"
 else
   cargo build -q --locked --bin atoll --bin atoll-swarmd --bin atoll-walletd --bin atoll-devnet
-  BIN="$PWD/target/debug"
+  # Where cargo really put them: CARGO_TARGET_DIR, a cargo config, or ./target.
+  TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
+    grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4) || TARGET_DIR=""
+  BIN="${TARGET_DIR:-$PWD/target}/debug"
 fi
+for b in atoll atoll-swarmd atoll-walletd atoll-devnet; do
+  if [ ! -x "$BIN/$b" ]; then
+    echo "demo: $BIN/$b is missing (set ATOLL_BIN_DIR to the directory of the built binaries)" >&2
+    exit 1
+  fi
+done
 DEMO="$(mktemp -d "${TMPDIR:-/tmp}/atoll-demo.XXXXXX")"
 PIDS=()
 cleanup() {
@@ -28,16 +37,31 @@ cleanup() {
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# Says why a part did not come up (the end of its log) and stops.
+died() {
+  echo "demo: $1 did not come up; the end of its log ($2):" >&2
+  tail -n 25 "$2" >&2 || true
+  exit 1
+}
 
 step "starting the local relays and origin (atoll-devnet)"
 mkdir -p "$DEMO/origin"
 head -c 3000000 /dev/urandom > "$DEMO/origin/poster.bin"
 "$BIN/atoll-devnet" --origin-dir "$DEMO/origin" --mints 2 --melt-fee-sat 1 \
   > "$DEMO/devnet.env" 2> "$DEMO/devnet.log" &
-PIDS+=($!)
-for _ in $(seq 300); do grep -q LIGHTNING= "$DEMO/devnet.env" 2>/dev/null && break; sleep 0.1; done
+DEVNET=$!
+PIDS+=("$DEVNET")
+for _ in $(seq 300); do
+  grep -q LIGHTNING= "$DEMO/devnet.env" 2>/dev/null && break
+  kill -0 "$DEVNET" 2>/dev/null || break
+  sleep 0.1
+done
+grep -q LIGHTNING= "$DEMO/devnet.env" 2>/dev/null || died atoll-devnet "$DEMO/devnet.log"
 # shellcheck disable=SC1091
 source "$DEMO/devnet.env"
+for v in IROH_RELAY NOSTR_RELAY ORIGIN LIGHTNING MINT_1 MINT_2; do
+  [ -n "${!v:-}" ] || died "atoll-devnet (no $v in its output)" "$DEMO/devnet.log"
+done
 cat "$DEMO/devnet.env"
 
 # Wallets: A takes mint 2; B trusts both (and will hold mint 1's ecash).
@@ -57,6 +81,7 @@ TOML
 done
 for n in a b; do
   for _ in $(seq 100); do wallet "$n" balance >/dev/null 2>&1 && break; sleep 0.1; done
+  wallet "$n" balance >/dev/null 2>&1 || died "wallet $n (atoll-walletd)" "$DEMO/$n-wallet.log"
 done
 
 for n in a b c; do
@@ -86,6 +111,7 @@ done
 atoll() { local n=$1; shift; "$BIN/atoll" --socket "$DEMO/$n/run/swarmd.sock" "$@"; }
 for n in a b c; do
   for _ in $(seq 100); do atoll "$n" status >/dev/null 2>&1 && break; sleep 0.1; done
+  atoll "$n" status >/dev/null 2>&1 || died "node $n (atoll-swarmd)" "$DEMO/$n.log"
 done
 
 step "node A"
@@ -102,6 +128,9 @@ cmp "$DEMO/film.bin" "$DEMO/b.bin" && echo "B's copy is identical"
 
 step "C fetches it too (from A and B)"
 atoll c blob get "$ID" -o "$DEMO/c.bin"
+
+step "a ticket for stock iroh tools (sendme receive TICKET writes film.bin)"
+atoll a blob ticket "$ID" --name film.bin
 
 step "nobody seeds the poster: C gets it from the origin, verified"
 POSTER=$("$BIN/atoll" hash "$DEMO/origin/poster.bin" | cut -d' ' -f1)

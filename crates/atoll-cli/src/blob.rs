@@ -11,10 +11,11 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use atoll_core::fsutil::safe_relative_path;
 use atoll_core::{ContentId, local_api::LocalClient};
 use atoll_swarm::{
     FetchOutcome, FetchRequest, Source, Status,
-    api::{PaymentsAnswer, Removed, TicketAnswer},
+    api::{ImportRequest, PaymentsAnswer, Removed, ResolveAnswer, ResolveRequest, TicketAnswer},
     fetch::Progress,
     store::{BlobInfo, Direction},
 };
@@ -23,7 +24,7 @@ use futures::StreamExt;
 use http_body_util::BodyExt;
 use hyper::Method;
 use indicatif::{ProgressBar, ProgressStyle};
-use iroh_blobs::ticket::BlobTicket;
+use iroh_blobs::{BlobFormat, ticket::BlobTicket};
 use tokio::io::AsyncWriteExt;
 
 /// Default socket of the swarm node (NixOS module, systemd RuntimeDirectory).
@@ -32,36 +33,62 @@ pub const DEFAULT_SOCKET: &str = "/run/atoll-swarm/swarmd.sock";
 /// `atoll blob` verbs.
 #[derive(Debug, Subcommand)]
 pub enum BlobCmd {
-    /// Add a file to the node (it is seeded unless --no-seed).
+    /// Add a file to the node: streamed to it over the socket (seeded
+    /// unless --no-seed).
     Add {
         /// The file.
         file: PathBuf,
         /// Pin it (never evicted by the storage quota).
         #[arg(long)]
         pin: bool,
-        /// Do not advertise it to peers.
+        /// Do not advertise it to peers (nothing is published; `atoll blob
+        /// seed ID` starts seeding later).
         #[arg(long)]
         no_seed: bool,
+        /// Let the node read the file itself instead of streaming it (no
+        /// copy through the socket). Only for files in the node's
+        /// `import.dirs`; the node refuses anything else.
+        #[arg(long)]
+        import: bool,
     },
     /// Fetch a blob (from peers, else origins), verify it, and write it to a file.
+    ///
+    /// With a collection ticket (from `atoll blob ticket` or `sendme send`)
+    /// the collection's files are fetched: one file is written to OUTPUT,
+    /// several go into the directory OUTPUT under their (checked) names.
     Get {
-        /// Content id (`blake3:<hex>`); not needed with --ticket.
+        /// Content id (`blake3:<hex>`); not needed with --ticket. With a
+        /// collection ticket, the id of one of its files fetches only that.
         #[arg(required_unless_present = "ticket")]
         id: Option<ContentId>,
-        /// Where to write it ("-" for stdout).
+        /// Where to write it ("-" for stdout); a directory for a
+        /// collection of several files.
         #[arg(short, long)]
         output: PathBuf,
         /// An HTTP URL of the blob to fall back to (repeatable).
         #[arg(long = "origin", value_name = "URL")]
         origins: Vec<String>,
-        /// An iroh-blobs ticket naming the blob and a peer that has it.
+        /// An iroh-blobs ticket (a blob or a collection) naming a peer that
+        /// has it.
         #[arg(long)]
         ticket: Option<BlobTicket>,
     },
-    /// Print a ticket with which any iroh-blobs client can download a blob from this node.
+    /// Print a ticket with which others download a blob from this node.
+    ///
+    /// By default a one-file collection ticket, which `sendme receive` and
+    /// `atoll blob get --ticket` both take (stock iroh tools ask for
+    /// collections, and a collection carries the file's name). --raw
+    /// prints the plain blob ticket for clients that fetch one blob by
+    /// hash.
     Ticket {
         /// Content id.
         id: ContentId,
+        /// The file name the receiver gets (default: the hex id).
+        #[arg(long, conflicts_with = "raw")]
+        name: Option<String>,
+        /// A raw blob ticket instead of a collection.
+        #[arg(long)]
+        raw: bool,
     },
     /// List held blobs.
     Ls,
@@ -208,17 +235,27 @@ pub async fn status(client: &LocalClient) -> Result<()> {
 /// Runs one `atoll blob` verb.
 pub async fn run(client: &LocalClient, cmd: BlobCmd) -> Result<()> {
     match cmd {
-        BlobCmd::Add { file, pin, no_seed } => {
-            let info = upload(client, &file).await?;
+        BlobCmd::Add {
+            file,
+            pin,
+            no_seed,
+            import,
+        } => {
+            let info = if import {
+                import_file(client, &file, !no_seed).await?
+            } else {
+                upload(client, &file, !no_seed).await?
+            };
             if pin {
                 let _: BlobInfo = client
                     .put(&format!("/blobs/{}/pin", info.id.to_hex()))
                     .await?;
             }
-            if no_seed {
-                let _: BlobInfo = client
-                    .delete(&format!("/blobs/{}/seed", info.id.to_hex()))
-                    .await?;
+            if no_seed && info.seeding {
+                eprintln!(
+                    "{}: already held and seeded; `atoll blob unseed {}` stops seeding it",
+                    info.id, info.id
+                );
             }
             println!("{}  {} ({})", info.id, file.display(), human(info.size));
         }
@@ -227,36 +264,33 @@ pub async fn run(client: &LocalClient, cmd: BlobCmd) -> Result<()> {
             output,
             origins,
             ticket,
-        } => {
-            let (id, peers) = match (&ticket, id) {
-                (Some(t), Some(id)) if ContentId::from_bytes(*t.hash().as_bytes()) != id => {
-                    bail!("the ticket is for blake3:{}, not {id}", t.hash().to_hex())
+        } => match &ticket {
+            Some(t) if t.format() == BlobFormat::HashSeq => {
+                get_collection(client, t, id, origins, &output).await?;
+            }
+            Some(t) => {
+                let tid = ContentId::from_bytes(*t.hash().as_bytes());
+                if id.is_some_and(|id| id != tid) {
+                    bail!("the ticket is for {tid}, not the id given");
                 }
-                (Some(t), _) => (
-                    ContentId::from_bytes(*t.hash().as_bytes()),
-                    vec![t.addr().clone()],
-                ),
-                (None, Some(id)) => (id, vec![]),
-                (None, None) => bail!("give a content id or --ticket"),
-            };
-            let out = fetch(client, id, peers, origins).await?;
-            match &out.source {
-                Source::Local => eprintln!("{id}: already held"),
-                Source::Peers(p) => eprintln!("{id}: fetched from peer(s) {}", p.join(", ")),
-                Source::Origin(o) => eprintln!("{id}: fetched from origin {o}"),
+                get_one(client, tid, vec![t.addr().clone()], origins, &output).await?;
             }
-            for (p, e) in &out.failed_peers {
-                eprintln!("  peer {p} failed and is avoided: {e}");
+            None => {
+                let id = id.context("give a content id or --ticket")?;
+                get_one(client, id, vec![], origins, &output).await?;
             }
-            for (o, e) in &out.failed_origins {
-                eprintln!("  origin {o} failed: {e}");
+        },
+        BlobCmd::Ticket { id, name, raw } => {
+            let mut uri = format!(
+                "/blobs/{}/ticket?format={}",
+                id.to_hex(),
+                if raw { "raw" } else { "collection" }
+            );
+            if let Some(name) = &name {
+                uri.push_str("&name=");
+                uri.push_str(&query_escape(name));
             }
-            download(client, &id, out.size, &output).await?;
-        }
-        BlobCmd::Ticket { id } => {
-            let t: TicketAnswer = client
-                .get(&format!("/blobs/{}/ticket", id.to_hex()))
-                .await?;
+            let t: TicketAnswer = client.get(&uri).await?;
             println!("{}", t.ticket);
         }
         BlobCmd::Ls => {
@@ -317,7 +351,7 @@ pub async fn run(client: &LocalClient, cmd: BlobCmd) -> Result<()> {
                 };
                 println!(
                     "{}  {way} {:>6} sat  fee {:>3}  {}  {}  peer {}",
-                    e.at,
+                    crate::utc_minute(i64::try_from(e.at).unwrap_or(i64::MAX)),
                     e.amount_sat,
                     e.fee_sat,
                     human(e.bytes),
@@ -337,7 +371,185 @@ pub async fn run(client: &LocalClient, cmd: BlobCmd) -> Result<()> {
     Ok(())
 }
 
-async fn upload(client: &LocalClient, file: &Path) -> Result<BlobInfo> {
+/// Percent-encodes a query value (everything but unreserved characters).
+fn query_escape(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Fetches one blob and writes it to `output`, reporting where it came
+/// from.
+async fn get_one(
+    client: &LocalClient,
+    id: ContentId,
+    peers: Vec<iroh::EndpointAddr>,
+    origins: Vec<String>,
+    output: &Path,
+) -> Result<()> {
+    let out = fetch(client, id, peers, origins).await?;
+    match &out.source {
+        Source::Local => eprintln!("{id}: already held"),
+        Source::Peers(p) => eprintln!("{id}: fetched from peer(s) {}", p.join(", ")),
+        Source::Origin(o) => eprintln!("{id}: fetched from origin {o}"),
+    }
+    for (p, e) in &out.failed_peers {
+        eprintln!("  peer {p} failed and is avoided: {e}");
+    }
+    for (o, e) in &out.failed_origins {
+        eprintln!("  origin {o} failed: {e}");
+    }
+    download(client, &id, out.size, output).await
+}
+
+/// `atoll blob get --ticket` with a collection ticket: the node reads the
+/// collection's names and ids from the ticket's peer, then each file is
+/// fetched and written like a single blob. Every name is checked before
+/// anything is fetched; the hash sequence itself is never written.
+async fn get_collection(
+    client: &LocalClient,
+    ticket: &BlobTicket,
+    only: Option<ContentId>,
+    origins: Vec<String>,
+    output: &Path,
+) -> Result<()> {
+    let peers = vec![ticket.addr().clone()];
+    let answer: Result<ResolveAnswer, _> = client
+        .post(
+            "/collections/resolve",
+            &ResolveRequest {
+                ticket: ticket.to_string(),
+            },
+        )
+        .await;
+    let mut entries = match (answer, only) {
+        (Ok(a), _) => a.entries,
+        // The id is known: the ticket's peer is only a hint, and other
+        // seeders or the origins may still have it.
+        (Err(e), Some(id)) => {
+            eprintln!(
+                "(cannot read the collection from the ticket's peer: {e}; fetching {id} anyway)"
+            );
+            return get_one(client, id, peers, origins, output).await;
+        }
+        (Err(e), None) => {
+            return Err(e).context("reading the collection from the ticket's peer");
+        }
+    };
+    if let Some(id) = only {
+        entries.retain(|e| e.id == id);
+        if entries.is_empty() {
+            bail!("{id} is not a file of this collection");
+        }
+        entries.truncate(1);
+    }
+    match entries.as_slice() {
+        [] => bail!("the collection is empty: nothing to write"),
+        [one] => {
+            if safe_relative_path(&one.name).is_none() {
+                eprintln!("(the file's name in the collection is unsafe; ignored)");
+            }
+            get_one(client, one.id, peers, origins, output).await
+        }
+        many => {
+            if output == Path::new("-") {
+                bail!(
+                    "the collection holds {} files: give a directory with -o, not -",
+                    many.len()
+                );
+            }
+            // Every name is checked before anything is fetched.
+            let mut targets = Vec::with_capacity(many.len());
+            for (i, e) in many.iter().enumerate() {
+                let rel = safe_relative_path(&e.name).with_context(|| {
+                    format!(
+                        "file {} of the collection has an unsafe name (absolute, '..', \
+                         control characters or too long); nothing written",
+                        i + 1
+                    )
+                })?;
+                if targets
+                    .iter()
+                    .any(|(r, _): &(PathBuf, ContentId)| r == &rel)
+                {
+                    bail!(
+                        "file {} of the collection repeats a name; nothing written",
+                        i + 1
+                    );
+                }
+                targets.push((rel, e.id));
+            }
+            prepare_dir(output)?;
+            eprintln!(
+                "collection of {} files into {}",
+                targets.len(),
+                output.display()
+            );
+            for (rel, id) in targets {
+                let target = inside(output, &rel)?;
+                get_one(client, id, peers.clone(), origins.clone(), &target).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Creates `dir` (refusing a symlink or a non-directory in its place).
+fn prepare_dir(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!(
+            "{} exists and is not a directory (a collection of several files needs one)",
+            dir.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot use {}", dir.display())),
+    }
+}
+
+/// `root/rel`, creating the directories between; none of them may be a
+/// symlink (one planted inside `root` would lead out of it).
+fn inside(root: &Path, rel: &Path) -> Result<PathBuf> {
+    let mut at = root.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        if i + 1 == parts.len() {
+            break;
+        }
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!("{} is in the way (not a directory)", at.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&at)
+                .with_context(|| format!("cannot create {}", at.display()))?,
+            Err(e) => return Err(e).with_context(|| format!("cannot use {}", at.display())),
+        }
+    }
+    Ok(at)
+}
+
+/// `POST /blobs/import`: the node reads the file itself.
+async fn import_file(client: &LocalClient, file: &Path, seed: bool) -> Result<BlobInfo> {
+    let path =
+        std::path::absolute(file).with_context(|| format!("cannot resolve {}", file.display()))?;
+    client
+        .post(
+            &format!("/blobs/import?seed={seed}"),
+            &ImportRequest { path },
+        )
+        .await
+        .with_context(|| format!("the node did not import {}", file.display()))
+}
+
+async fn upload(client: &LocalClient, file: &Path, seed: bool) -> Result<BlobInfo> {
     let f = tokio::fs::File::open(file)
         .await
         .with_context(|| format!("cannot open {}", file.display()))?;
@@ -356,7 +568,7 @@ async fn upload(client: &LocalClient, file: &Path) -> Result<BlobInfo> {
     let resp = client
         .request(
             Method::POST,
-            "/blobs",
+            &format!("/blobs?seed={seed}"),
             Some("application/octet-stream"),
             body,
         )
@@ -417,6 +629,25 @@ async fn fetch(
     Ok(result?)
 }
 
+/// A new temp file next to `output` (same directory, so the final rename
+/// is atomic): `O_CREAT | O_EXCL` with a random name, mode 0666 less the
+/// umask like any new file.
+fn partial_file(output: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = output
+        .file_name()
+        .with_context(|| format!("{} names no file", output.display()))?;
+    tempfile::Builder::new()
+        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .suffix(".part")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))
+}
+
 /// Streams the blob to `output`, hashing as it goes; the file appears
 /// only when its hash is right.
 async fn download(client: &LocalClient, id: &ContentId, size: u64, output: &Path) -> Result<()> {
@@ -432,15 +663,17 @@ async fn download(client: &LocalClient, id: &ContentId, size: u64, output: &Path
     let mut body = resp.into_body();
     let mut hasher = blake3::Hasher::new();
     let to_stdout = output == Path::new("-");
-    let part = PathBuf::from(format!("{}.part", output.display()));
-    let mut file = if to_stdout {
+    // The partial file: a new, randomly named file in the target directory
+    // (created exclusively, so nothing planted there is followed or
+    // overwritten), renamed over OUTPUT once verified, removed otherwise.
+    let part = if to_stdout {
         None
     } else {
-        Some(
-            tokio::fs::File::create(&part)
-                .await
-                .with_context(|| format!("cannot create {}", part.display()))?,
-        )
+        Some(partial_file(output)?)
+    };
+    let mut file = match &part {
+        Some(p) => Some(tokio::fs::File::from_std(p.as_file().try_clone()?)),
+        None => None,
     };
     let mut stdout = tokio::io::stdout();
     let pb = bar(Some(size), "writing");
@@ -462,16 +695,16 @@ async fn download(client: &LocalClient, id: &ContentId, size: u64, output: &Path
     pb.finish_and_clear();
     let got = ContentId::from(hasher.finalize());
     if got != *id {
-        if file.is_some() {
-            let _ = tokio::fs::remove_file(&part).await;
-        }
+        // Dropping `part` removes it.
         bail!("the node sent bytes hashing to {got}, not {id}; nothing written");
     }
-    if let Some(mut f) = file {
+    if let (Some(mut f), Some(part)) = (file, part) {
         f.flush().await?;
         f.sync_all().await?;
         drop(f);
-        tokio::fs::rename(&part, output).await?;
+        part.persist(output)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot write {}", output.display()))?;
         eprintln!(
             "{id}: verified, {} written to {}",
             human(written),

@@ -186,6 +186,27 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// `YYYY-MM-DD HH:MM` (UTC) of a Unix time in seconds.
+pub(crate) fn utc_minute(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -302,4 +323,58 @@ fn run_doc(cmd: DocCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::{Cli, utc_minute};
+
+    #[test]
+    fn unix_seconds_become_utc_dates() {
+        assert_eq!(utc_minute(0), "1970-01-01 00:00");
+        assert_eq!(utc_minute(951_782_400), "2000-02-29 00:00");
+        assert_eq!(utc_minute(1_795_992_242), "2026-11-29 22:44");
+        assert_eq!(utc_minute(4_107_542_399), "2100-02-28 23:59");
+        assert_eq!(utc_minute(-1), "1969-12-31 23:59");
+    }
+
+    /// Every verb, at every depth of clap's command tree, is named in its
+    /// parent's help with a description, and answers `--help` itself.
+    #[test]
+    fn help_names_every_verb() {
+        fn walk(cmd: &mut clap::Command, path: &str, seen: &mut usize) {
+            let help = cmd.render_help().to_string();
+            let names: Vec<String> = cmd
+                .get_subcommands()
+                .filter(|c| c.get_name() != "help")
+                .map(|c| c.get_name().to_owned())
+                .collect();
+            for name in names {
+                let sub = cmd.find_subcommand_mut(&name).expect("a listed subcommand");
+                let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+                assert!(!about.is_empty(), "`{path} {name}` has no description");
+                let line = help
+                    .lines()
+                    .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+                    .unwrap_or_else(|| panic!("`{path} --help` does not name `{name}`:\n{help}"));
+                let first: Vec<&str> = about.split_whitespace().take(3).collect();
+                assert!(
+                    line.contains(&first.join(" ")),
+                    "`{path} --help` does not describe `{name}`:\n{help}"
+                );
+                *seen += 1;
+                walk(sub, &format!("{path} {name}"), seen);
+            }
+        }
+        Cli::command().debug_assert();
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut seen = 0;
+        walk(&mut cmd, "atoll", &mut seen);
+        // The top-level verbs at least: keys, hash, doc, blob, status,
+        // wallet, relay and their own verbs.
+        assert!(seen > 7, "{seen}");
+    }
 }

@@ -62,11 +62,14 @@ pub enum WalletCmd {
         /// The BOLT11 invoice.
         bolt11: String,
     },
-    /// Recent payments, receipts and swaps.
+    /// Recent payments, receipts and swaps, newest first (times in UTC).
     History {
         /// How many entries.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Print the entries as JSON (times in Unix seconds).
+        #[arg(long)]
+        json: bool,
     },
     /// The mint trust list.
     #[command(subcommand)]
@@ -193,15 +196,23 @@ pub async fn run(args: WalletArgs) -> Result<()> {
                 p.amount_sat, p.mint, p.fee_sat
             );
         }
-        WalletCmd::History { limit } => {
+        WalletCmd::History { limit, json } => {
             let h: Vec<HistoryEntry> = client.get(&format!("/history?limit={limit}")).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&h)?);
+                return Ok(());
+            }
             if h.is_empty() {
                 println!("no history");
             }
             for e in h {
                 println!(
                     "{}  {:<12} {:>8} sat  fee {:>4}  {}",
-                    e.at, e.kind, e.amount_sat, e.fee_sat, e.mint
+                    crate::utc_minute(e.at),
+                    e.kind,
+                    e.amount_sat,
+                    e.fee_sat,
+                    e.mint
                 );
             }
         }

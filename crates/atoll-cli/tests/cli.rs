@@ -137,12 +137,3 @@ fn doc_sign_verify_and_refusals() {
     // No trust at all.
     assert!(fails(&["doc", "verify", s(&doc)]).contains("no trusted keys"));
 }
-
-#[test]
-fn help_names_every_verb() {
-    let help = ok(&["--help"]);
-    for verb in ["keys", "hash", "doc"] {
-        assert!(help.contains(verb), "{help}");
-    }
-    assert!(ok(&["doc", "--help"]).contains("verify"));
-}

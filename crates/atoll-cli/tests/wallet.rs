@@ -130,7 +130,33 @@ async fn wallet_verbs_move_real_ecash() {
     // Over the per-payment budget.
     let over = cli(&sa, &["send", "5000", "--mint", &url]).await;
     assert!(!over.status.success());
-    assert!(!ok(&sa, &["history"]).await.contains("no history"));
+    // History shows dates (UTC), not Unix seconds; --json keeps seconds.
+    let history = ok(&sa, &["history"]).await;
+    assert!(!history.contains("no history"));
+    let first = history.lines().next().unwrap();
+    let date = first.split_whitespace().next().unwrap();
+    assert!(
+        date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-',
+        "{history}"
+    );
+    assert!(date.starts_with("20"), "{history}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&sa, &["history", "--json"]).await).expect("--json prints JSON");
+    assert!(json[0]["at"].as_i64().unwrap() > 1_700_000_000, "{json}");
+    // A mint URL that is not one is refused before it reaches the list.
+    for bad in [
+        "file:///etc/passwd",
+        "https://u:p@m.example",
+        "javascript:alert(1)",
+    ] {
+        let out = cli(&sa, &["mints", "trust", bad]).await;
+        assert!(!out.status.success(), "{bad} was trusted");
+    }
+    let listed = ok(&sa, &["mints", "ls"]).await;
+    assert!(
+        !listed.contains("file:") && !listed.contains("u:p@"),
+        "{listed}"
+    );
     assert!(
         ok(&sb, &["mints", "untrust", &url])
             .await

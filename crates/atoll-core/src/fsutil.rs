@@ -1,5 +1,6 @@
-//! Small file-system helpers: atomic private writes and quarantine of
-//! corrupt files.
+//! Small file-system helpers: atomic private writes, quarantine of
+//! corrupt files, and names from strangers made safe to write under a
+//! directory.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -91,6 +92,40 @@ pub fn quarantined(path: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// Longest file name component accepted from a stranger, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+/// Most directory levels in a name accepted from a stranger.
+pub const MAX_NAME_DEPTH: usize = 16;
+
+/// A name someone else chose (a collection's file name, say) as a relative
+/// path that stays inside whatever directory it is joined to: components
+/// separated by `/`, none empty, `.` or `..`, none with a backslash, NUL or
+/// control character, each at most [`MAX_NAME_BYTES`], at most
+/// [`MAX_NAME_DEPTH`] of them. `None` when the name is not safe.
+///
+/// This only checks the name: a symlink already inside the target
+/// directory can still lead elsewhere, so writers must not follow them
+/// (see `atoll blob get`).
+pub fn safe_relative_path(name: &str) -> Option<PathBuf> {
+    let parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > MAX_NAME_DEPTH {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for part in parts {
+        let bad = part.is_empty()
+            || part == "."
+            || part == ".."
+            || part.len() > MAX_NAME_BYTES
+            || part.chars().any(|c| c == '\\' || c.is_control());
+        if bad {
+            return None;
+        }
+        out.push(part);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +161,32 @@ mod tests {
         assert!(!path.exists());
         assert_eq!(quarantined(&path).unwrap().len(), 2);
         assert_eq!(fs::read(second).unwrap(), b"b");
+    }
+
+    #[test]
+    fn names_from_strangers_stay_inside() {
+        for good in ["film.mp4", "dir/film.mp4", "a b/c-d_e.txt", "...", "..film"] {
+            assert!(safe_relative_path(good).is_some(), "{good}");
+        }
+        let long = "x".repeat(256);
+        let deep = vec!["d"; 17].join("/");
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../up",
+            "a/../../up",
+            "a/./b",
+            "a//b",
+            "dir/",
+            ".",
+            "..",
+            "a\\..\\b",
+            "nul\0byte",
+            "line\nbreak",
+            long.as_str(),
+            deep.as_str(),
+        ] {
+            assert!(safe_relative_path(bad).is_none(), "{bad:?}");
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod id;
 pub mod keys;
 pub mod kinds;
 pub mod local_api;
+pub mod mint_url;
 pub mod net;
 pub mod service;
 

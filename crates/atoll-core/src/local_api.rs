@@ -2,21 +2,30 @@
 //! runtime directory, guarded by file permissions (mode 0660: the owner and
 //! the socket's group may call), and a small client for the CLI and for
 //! service-to-service calls.
+//!
+//! [`serve`] hardens every service's router the same way: request bodies
+//! that extractors buffer (JSON) are limited to [`MAX_JSON_BODY`] (a
+//! handler that takes the raw `Body` streams without limit), a client that
+//! stalls in its header or its body is dropped, and the plain-text
+//! rejections of axum's extractors, which quote the input, are replaced by
+//! a JSON [`ErrorBody`] that does not.
 
 use std::{
     fs, io,
     os::unix::fs::{FileTypeExt, PermissionsExt},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use axum::{
     Json, Router,
-    http::StatusCode,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, body::Bytes};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -25,6 +34,9 @@ pub const SOCKET_MODE: u32 = 0o660;
 
 /// Largest response body the client reads, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Largest request body an extractor buffers (JSON bodies), in bytes.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// Binds a unix socket at `path` with mode 0660, creating its directory.
 ///
@@ -62,16 +74,160 @@ pub async fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// How long a local API client may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From the first byte of a request to the end of its header. Default
+    /// 10 s.
+    pub header: Duration,
+    /// Longest pause between two pieces of a request body (a body that
+    /// stalls longer is dropped; a slow but steady upload is not). Default
+    /// 30 s.
+    pub body_idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            header: Duration::from_secs(10),
+            body_idle: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes
-/// the requests in flight.
+/// the requests in flight. See the module docs for what every router gets.
 pub async fn serve(
     listener: UnixListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router, shutdown, Timeouts::default()).await
+}
+
+/// [`serve`] with explicit timeouts.
+pub async fn serve_with(
+    listener: UnixListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    timeouts: Timeouts,
+) -> io::Result<()> {
+    let app = harden(router, timeouts);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: try again soon.
+                    tracing::warn!("local API: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("local API connection: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The layers [`serve`] puts around every router: the JSON body limit,
+/// the body idle timeout and the rejection scrubber. Public so that tests
+/// calling a router directly see what clients see.
+pub fn harden(router: Router, timeouts: Timeouts) -> Router {
+    router
+        .layer(axum::middleware::map_response(scrub_rejection))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            timeouts.body_idle,
+        ))
+}
+
+/// Replaces a client error that is not one of ours (axum's extractor
+/// rejections are plain text and may quote the path, query or body) by an
+/// [`ErrorBody`] that names the problem without repeating the input.
+async fn scrub_rejection(response: Response) -> Response {
+    let status = response.status();
+    // axum's rejections are text/plain; its "no route" and "wrong method"
+    // answers have no body. Anything else (ours are JSON, a 416 carries
+    // its Content-Range) passes as it is.
+    let rejection = match response.headers().get(header::CONTENT_TYPE) {
+        Some(v) => v.as_bytes().starts_with(b"text/plain"),
+        None => matches!(
+            status,
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ),
+    };
+    if !status.is_client_error() || !rejection {
+        return response;
+    }
+    // Where in a JSON body the problem is: digits only, safe to repeat.
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let position = json_position(&String::from_utf8_lossy(&text));
+    let message = match status {
+        StatusCode::NOT_FOUND => "no such route".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("request body too large (JSON bodies: at most {MAX_JSON_BODY} bytes)")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "expected a JSON body (content-type: application/json)".to_owned()
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            format!("the JSON body does not have the fields and types this route expects{position}")
+        }
+        StatusCode::BAD_REQUEST if position.is_empty() => {
+            "malformed request (path, query or body)".to_owned()
+        }
+        StatusCode::BAD_REQUEST => format!("the body is not valid JSON{position}"),
+        _ => "request refused".to_owned(),
+    };
+    let mut response = (status, Json(ErrorBody { error: message })).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body is not read: do not reuse the connection.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// ` (line L, column C)` from serde_json's message, or nothing.
+fn json_position(text: &str) -> String {
+    let Some(at) = text.rfind(" at line ") else {
+        return String::new();
+    };
+    let mut words = text[at..].split_whitespace().skip(2);
+    let line = words
+        .next()
+        .filter(|w| w.bytes().all(|b| b.is_ascii_digit()));
+    let column = (words.next() == Some("column"))
+        .then(|| words.next())
+        .flatten()
+        .filter(|w| w.bytes().all(|b| b.is_ascii_digit()));
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        _ => String::new(),
+    }
 }
 
 /// The JSON body of every error answer: `{"error": "..."}`.
@@ -371,6 +527,141 @@ mod tests {
         // After a crash the stale socket file is replaced.
         assert!(path.exists());
         drop(bind(&path).await.unwrap());
+    }
+
+    /// A typed route: a bad body's error must not quote the body.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Typed {
+        amount: u64,
+    }
+
+    async fn spawn_server() -> (
+        tempfile::TempDir,
+        PathBuf,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<io::Result<()>>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let listener = bind(&path).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router().route(
+            "/typed",
+            axum::routing::post(|Json(t): Json<Typed>| async move { Json(t.amount) }),
+        );
+        // Short timeouts so the slow-client tests finish quickly.
+        let timeouts = Timeouts {
+            header: std::time::Duration::from_secs(1),
+            body_idle: std::time::Duration::from_secs(1),
+        };
+        let server = tokio::spawn(serve_with(
+            listener,
+            app,
+            async {
+                let _ = rx.await;
+            },
+            timeouts,
+        ));
+        (dir, path, tx, server)
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_are_refused_without_echo() {
+        let (_dir, path, tx, server) = spawn_server().await;
+        let client = LocalClient::new(&path);
+        for body in [
+            r#"{"amount": "SECRET-cashuBxyz"}"#.to_owned(),
+            r#"{"amount": 1, "SECRET-cashuBxyz": 2}"#.to_owned(),
+            r#"{"amount": SECRET-cashuBxyz}"#.to_owned(),
+            r#"["SECRET-cashuBxyz"]"#.to_owned(),
+        ] {
+            let (status, answer) = client
+                .send(Method::POST, "/typed", Some(body.clone().into_bytes()))
+                .await
+                .unwrap();
+            assert!((400..500).contains(&status), "{body}: {status}");
+            let text = String::from_utf8_lossy(&answer);
+            assert!(!text.contains("SECRET"), "{body} echoed: {text}");
+            let err: ErrorBody = serde_json::from_slice(&answer).expect("a JSON error body");
+            assert!(!err.error.is_empty());
+        }
+        // A JSON body over the limit is refused before it is read whole.
+        let big = format!(r#"{{"amount": 1, "pad": "{}"}}"#, "x".repeat(1 << 20));
+        let (status, answer) = client
+            .send(Method::POST, "/typed", Some(big.into_bytes()))
+            .await
+            .unwrap();
+        assert_eq!(status, 413, "{}", String::from_utf8_lossy(&answer));
+        tx.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
+    /// Reads until the server closes the connection; returns what it sent.
+    async fn read_until_closed(stream: &mut UnixStream) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stalls_in_its_header_is_dropped() {
+        use tokio::io::AsyncWriteExt;
+        let (_dir, path, tx, server) = spawn_server().await;
+        let mut stream = UnixStream::connect(&path).await.unwrap();
+        stream
+            .write_all(b"GET /hello/x HTTP/1.1\r\nhost: local")
+            .await
+            .unwrap();
+        // The server hangs up on its own (the guard only keeps a broken
+        // server from hanging the test).
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            read_until_closed(&mut stream),
+        )
+        .await;
+        assert!(
+            closed.is_ok(),
+            "a half-sent header kept the connection open"
+        );
+        // Graceful shutdown does not wait for such a client either.
+        let mut stalled = UnixStream::connect(&path).await.unwrap();
+        stalled.write_all(b"GET /hel").await.unwrap();
+        tx.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(60), server)
+            .await
+            .expect("shutdown waited on a stalled client")
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_is_dropped() {
+        use tokio::io::AsyncWriteExt;
+        let (_dir, path, tx, server) = spawn_server().await;
+        let mut stream = UnixStream::connect(&path).await.unwrap();
+        stream
+            .write_all(
+                b"POST /echo HTTP/1.1\r\nhost: local\r\ncontent-type: application/json\r\n\
+                  content-length: 100\r\n\r\n{\"a\": ",
+            )
+            .await
+            .unwrap();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(90),
+            read_until_closed(&mut stream),
+        )
+        .await;
+        assert!(closed.is_ok(), "a stalled body kept the request open");
+        tx.send(()).unwrap();
+        server.await.unwrap().unwrap();
     }
 
     #[tokio::test]

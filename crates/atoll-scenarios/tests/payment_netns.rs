@@ -130,7 +130,9 @@ impl WalletNode {
             &cfg,
             format!(
                 "# Same schema as the wallet module's settings.\n\
-                 [wallet]\ntrusted_mints = [{}]\n\n\
+                 [wallet]\ntrusted_mints = [{}]\n\
+                 # The devnet mints speak plain http on the infra host.\n\
+                 allow_insecure_mints = true\n\n\
                  [wallet.mint_pacing]\n\
                  # The devnet mints set no request limit; pacing as shipped\n\
                  # (20 a minute) would make each round wait for it.\n\
@@ -248,22 +250,20 @@ impl WalletNode {
 
     /// The wallet's history: (kind, amount, fee) per entry.
     fn history(&self) -> Result<Vec<(String, u64, u64)>> {
-        let out = self.wallet(&["history", "--limit", "1000"])?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut entries = Vec::new();
-        for line in text.lines().filter(|l| *l != "no history") {
-            // "{at}  {kind} {amount} sat  fee {fee}  {mint}"
-            let w: Vec<&str> = line.split_whitespace().collect();
-            let (Some(kind), Some(amount), Some(fee)) = (w.get(1), w.get(2), w.get(5)) else {
-                bail!("unexpected history line {line:?}");
-            };
-            entries.push((
-                (*kind).to_owned(),
-                amount.parse().with_context(|| line.to_owned())?,
-                fee.parse().with_context(|| line.to_owned())?,
-            ));
-        }
-        Ok(entries)
+        let out = self.wallet(&["history", "--limit", "1000", "--json"])?;
+        let entries: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).context("atoll wallet history --json")?;
+        entries
+            .iter()
+            .map(|e| {
+                let field = |k: &str| e[k].as_u64().with_context(|| format!("history entry {e}"));
+                Ok((
+                    e["kind"].as_str().unwrap_or_default().to_owned(),
+                    field("amount_sat")?,
+                    field("fee_sat")?,
+                ))
+            })
+            .collect()
     }
 
     /// The sum of the fees the wallet reports.

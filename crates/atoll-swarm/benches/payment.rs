@@ -336,7 +336,7 @@ async fn fund(network: &LightningNetwork, wallet: &Wallet, mint: &str, amount: u
 /// An Atoll node on loopback with no local API socket.
 async fn atoll_node(state_dir: &Path, f: impl FnOnce(&mut SwarmConfig)) -> Result<Node> {
     let mut config = SwarmConfig::default();
-    config.node.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.node.bind = SocketAddr::from(([127, 0, 0, 1], 0)).into();
     f(&mut config);
     Ok(Node::builder(config, state_dir).spawn().await?)
 }

@@ -134,7 +134,7 @@ async fn hash_file(path: PathBuf) -> Result<(blake3::Hash, u64)> {
 /// An Atoll node on loopback with no local API socket.
 async fn atoll_node(state_dir: &Path) -> Result<Node> {
     let mut config = SwarmConfig::default();
-    config.node.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.node.bind = SocketAddr::from(([127, 0, 0, 1], 0)).into();
     Ok(Node::builder(config, state_dir).spawn().await?)
 }
 

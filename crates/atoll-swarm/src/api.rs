@@ -4,17 +4,21 @@
 //! |---|---|---|
 //! | GET | `/status` | node id, addresses, usage |
 //! | GET | `/blobs` | held blobs, most recently used first |
-//! | POST | `/blobs` | add the request body as a blob |
-//! | POST | `/blobs/import` | add a file the daemon can read: `{"path": "…"}` |
+//! | POST | `/blobs` | add the request body as a blob (streamed; `?seed=false`: do not advertise it) |
+//! | POST | `/blobs/import` | add a file from the node's import directories: `{"path": "…"}` (see [`crate::import`]; `?seed=false` too) |
 //! | GET | `/blobs/{hex}` | the bytes, with `Range` support |
 //! | DELETE | `/blobs/{hex}` | forget a blob (and withdraw its advert) |
 //! | PUT/DELETE | `/blobs/{hex}/pin` | pin / unpin |
 //! | PUT/DELETE | `/blobs/{hex}/seed` | seed / stop seeding |
 //! | PUT/DELETE | `/blobs/{hex}/paid` | charge for it / serve it free (see [`crate::pay`]) |
 //! | GET | `/payments` | revenue and spending: totals and entries, newest first |
-//! | GET | `/blobs/{hex}/ticket` | an iroh-blobs ticket for this node |
+//! | GET | `/blobs/{hex}/ticket` | a ticket for this node: `?format=collection` (default; what `sendme receive` takes) or `raw`, `&name=FILE` (default: the hex id) |
+//! | POST | `/collections/resolve` | `{"ticket": "blob…"}` of a collection → its files' names and ids, read from the ticket's peer |
 //! | POST | `/fetch` | fetch: `{"id": "blake3:…", "peers": [], "origins": []}` |
 //! | GET | `/fetch/{hex}` | progress of a running fetch |
+//!
+//! JSON bodies are limited to 64 KiB and slow clients are dropped
+//! ([`atoll_core::local_api::serve`]); only the upload streams.
 
 use std::{io::SeekFrom, sync::Arc};
 
@@ -22,7 +26,7 @@ use atoll_core::{ContentId, local_api::ApiError};
 use axum::{
     Json, Router,
     body::Body,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post, put},
@@ -33,7 +37,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{
+    collection::CollectionError,
     fetch::{FetchError, FetchRequest},
+    import::ImportError,
     node::{AdvertCmd, NodeState},
     store::{StoreError, hash_of},
 };
@@ -52,19 +58,19 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/blobs/{hex}/paid", put(paid).delete(unpaid))
         .route("/payments", get(payments))
         .route("/blobs/{hex}/ticket", get(ticket))
+        .route("/collections/resolve", post(resolve))
         .route("/fetch", post(fetch))
         .route("/fetch/{hex}", get(fetch_progress))
-        // Uploads stream into the store; no body limit beyond the disk.
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        // JSON bodies get `local_api`'s small limit; the upload takes the
+        // raw body, which streams into the store with no limit but the
+        // disk (and the quota).
         .with_state(state)
 }
 
 fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(id) => ApiError::not_found(format!("{id} is not held here")),
-        StoreError::Io { path, source } => {
-            ApiError::bad_request(format!("cannot read {}: {source}", path.display()))
-        }
+        StoreError::Io { source, .. } => ApiError::bad_request(format!("cannot read: {source}")),
         other => ApiError::internal(other),
     }
 }
@@ -83,7 +89,21 @@ async fn list(State(s): St) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.blobs().list().map_err(store_error)?))
 }
 
-async fn upload(State(s): St, body: Body) -> Result<impl IntoResponse, ApiError> {
+/// Query of `POST /blobs` and `POST /blobs/import`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddQuery {
+    /// Advertise the blob to peers. Default true; false: nothing is
+    /// published until `PUT /blobs/{hex}/seed` (a blob already held and
+    /// seeded stays seeded).
+    pub seed: Option<bool>,
+}
+
+async fn upload(
+    State(s): St,
+    Query(q): Query<AddQuery>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     // The store wants a Sync stream: forward through a channel.
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
@@ -96,7 +116,11 @@ async fn upload(State(s): St, body: Body) -> Result<impl IntoResponse, ApiError>
         }
     });
     let rx = tokio_stream_from(rx);
-    let info = s.blobs().add_stream(rx).await.map_err(store_error)?;
+    let info = s
+        .blobs()
+        .add_stream(rx, q.seed.unwrap_or(true))
+        .await
+        .map_err(store_error)?;
     let info = s.added(info).await.map_err(store_error)?;
     Ok((StatusCode::CREATED, Json(info)))
 }
@@ -111,15 +135,46 @@ fn tokio_stream_from(
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
-    /// Absolute path of a file the daemon can read.
+    /// Absolute path of a regular file in one of the node's import
+    /// directories (`import.dirs`).
     pub path: std::path::PathBuf,
+}
+
+fn import_error(e: ImportError) -> ApiError {
+    match e {
+        ImportError::Disabled
+        | ImportError::OutsideImportDirs
+        | ImportError::Forbidden
+        | ImportError::Changed => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
+        ImportError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        ImportError::Unreadable(ref io) if io.kind() == std::io::ErrorKind::NotFound => {
+            ApiError::not_found("the file to import does not exist")
+        }
+        _ => ApiError::bad_request(e.to_string()),
+    }
 }
 
 async fn import(
     State(s): St,
+    Query(q): Query<AddQuery>,
     Json(req): Json<ImportRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let info = s.blobs().add_file(&req.path).await.map_err(store_error)?;
+    let policy = s.import_policy().clone();
+    let max = policy.max_bytes();
+    let opened = tokio::task::spawn_blocking(move || policy.open(&req.path))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(import_error)?;
+    let info = s
+        .blobs()
+        .add_opened(opened, max, q.seed.unwrap_or(true))
+        .await
+        .map_err(|e| match e {
+            e @ StoreError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            other => store_error(other),
+        })?;
     let info = s.added(info).await.map_err(store_error)?;
     Ok((StatusCode::CREATED, Json(info)))
 }
@@ -324,14 +379,114 @@ pub struct TicketAnswer {
     pub ticket: String,
 }
 
-async fn ticket(State(s): St, Path(hex): Path<String>) -> Result<impl IntoResponse, ApiError> {
+/// What a ticket names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketFormat {
+    /// A one-file collection (hash sequence + metadata naming the file):
+    /// what `sendme receive` and other collection clients take, and what
+    /// `atoll blob get --ticket` also reads.
+    #[default]
+    Collection,
+    /// The raw blob: for iroh-blobs clients that fetch one blob by hash.
+    Raw,
+}
+
+/// Query of `GET /blobs/{hex}/ticket`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketQuery {
+    /// Default [`TicketFormat::Collection`].
+    pub format: Option<TicketFormat>,
+    /// The file's name in a collection (one plain name, no `/`). Default:
+    /// the blob's hex id.
+    pub name: Option<String>,
+}
+
+async fn ticket(
+    State(s): St,
+    Path(hex): Path<String>,
+    Query(q): Query<TicketQuery>,
+) -> Result<impl IntoResponse, ApiError> {
     let id = parse_id(&hex)?;
     if s.blobs().get(&id).map_err(store_error)?.is_none() {
         return Err(ApiError::not_found(format!("{id} is not held here")));
     }
-    let t = BlobTicket::new(s.endpoint().addr(), hash_of(&id), BlobFormat::Raw);
+    let t = match q.format.unwrap_or_default() {
+        TicketFormat::Raw => BlobTicket::new(s.endpoint().addr(), hash_of(&id), BlobFormat::Raw),
+        TicketFormat::Collection => {
+            let name = q.name.unwrap_or_else(|| id.to_hex());
+            let seq = crate::collection::make(s.blobs(), &id, &name)
+                .await
+                .map_err(|e| match e {
+                    CollectionError::BadName => ApiError::bad_request(e.to_string()),
+                    other => ApiError::internal(other),
+                })?;
+            BlobTicket::new(s.endpoint().addr(), seq, BlobFormat::HashSeq)
+        }
+    };
     Ok(Json(TicketAnswer {
         ticket: t.to_string(),
+    }))
+}
+
+/// Body of `POST /collections/resolve`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// A collection ticket (`blob…`, format hash sequence), e.g. from
+    /// `sendme send` or `atoll blob ticket`.
+    pub ticket: String,
+}
+
+/// One file of a collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionEntry {
+    /// The name its sender gave it, unchecked: check it before using it as
+    /// a path ([`atoll_core::fsutil::safe_relative_path`]).
+    pub name: String,
+    /// Its content id.
+    pub id: ContentId,
+}
+
+/// Answer of `POST /collections/resolve`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResolveAnswer {
+    /// The files, in the collection's order.
+    pub entries: Vec<CollectionEntry>,
+}
+
+async fn resolve(
+    State(s): St,
+    Json(req): Json<ResolveRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let ticket: BlobTicket = req
+        .ticket
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request("not a blob ticket"))?;
+    if ticket.format() != BlobFormat::HashSeq {
+        return Err(ApiError::bad_request(
+            "this ticket names a single blob, not a collection",
+        ));
+    }
+    let entries =
+        crate::collection::read_remote(s.endpoint(), ticket.addr().clone(), ticket.hash())
+            .await
+            .map_err(|e| match e {
+                CollectionError::NotACollection(_) => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                }
+                other => ApiError::new(StatusCode::BAD_GATEWAY, other.to_string()),
+            })?;
+    Ok(Json(ResolveAnswer {
+        entries: entries
+            .into_iter()
+            .map(|e| CollectionEntry {
+                name: e.name,
+                id: e.id,
+            })
+            .collect(),
     }))
 }
 

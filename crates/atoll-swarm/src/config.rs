@@ -1,7 +1,7 @@
 //! `atoll-swarmd`'s configuration (TOML, `ATOLL_SWARMD_` overrides). Every
 //! field's doc gives its default; unknown keys are errors.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use serde::Deserialize;
 
@@ -30,6 +30,97 @@ pub struct SwarmConfig {
     /// Paid bandwidth (selling and buying).
     #[serde(default)]
     pub payment: PaymentConfig,
+    /// Files the node may read itself (`POST /blobs/import`).
+    #[serde(default)]
+    pub import: ImportConfig,
+}
+
+/// `POST /blobs/import` (`atoll blob add --import`): the node reads a file
+/// itself instead of receiving it over the socket. Off unless directories
+/// are named; the state and key directories are never read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    /// Absolute directories whose regular files may be imported (symlinks
+    /// are resolved first, and must stay inside). Default: none, the route
+    /// refuses.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+    /// Largest file imported, in bytes. Default 64 GiB.
+    #[serde(default = "default_max_import_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_max_import_bytes() -> u64 {
+    64 << 30
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        Self {
+            dirs: Vec::new(),
+            max_bytes: default_max_import_bytes(),
+        }
+    }
+}
+
+/// Where the endpoint listens: one address (`"0.0.0.0:4919"`) or a list
+/// of at most one IPv4 and one IPv6 address (`["0.0.0.0:4919",
+/// "[::]:4919"]`). The endpoint opens exactly these sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindAddrs(Vec<SocketAddr>);
+
+impl BindAddrs {
+    /// The addresses (one or two, checked by [`SwarmConfig::validate`]).
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.0
+    }
+}
+
+impl From<SocketAddr> for BindAddrs {
+    fn from(addr: SocketAddr) -> Self {
+        Self(vec![addr])
+    }
+}
+
+impl From<Vec<SocketAddr>> for BindAddrs {
+    fn from(addrs: Vec<SocketAddr>) -> Self {
+        Self(addrs)
+    }
+}
+
+impl FromStr for BindAddrs {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<SocketAddr>().map(Self::from)
+    }
+}
+
+impl fmt::Display for BindAddrs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&list.join(", "))
+    }
+}
+
+impl<'de> Deserialize<'de> for BindAddrs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(SocketAddr),
+            Many(Vec<SocketAddr>),
+        }
+        match OneOrMany::deserialize(d) {
+            Ok(OneOrMany::One(a)) => Ok(Self(vec![a])),
+            Ok(OneOrMany::Many(v)) => Ok(Self(v)),
+            Err(_) => Err(serde::de::Error::custom(
+                "expected a socket address (\"0.0.0.0:4919\") or a list of them \
+                 (at most one IPv4 and one IPv6)",
+            )),
+        }
+    }
 }
 
 /// Paid bandwidth: selling allotments of paid blobs, and paying peers
@@ -80,9 +171,12 @@ impl PaymentConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
-    /// UDP address for QUIC. Default `0.0.0.0:4919`; port 0 picks one.
+    /// UDP address(es) for QUIC: one address, or a list of at most one
+    /// IPv4 and one IPv6 address. The node listens on exactly these.
+    /// Default `0.0.0.0:4919` (IPv4 only; add `"[::]:4919"` for IPv6);
+    /// port 0 picks one.
     #[serde(default = "default_bind")]
-    pub bind: SocketAddr,
+    pub bind: BindAddrs,
     /// iroh relay URLs (e.g. `https://relay.example.org`). Default: none,
     /// direct connections only. Public n0 relays are never used.
     #[serde(default)]
@@ -100,8 +194,8 @@ pub struct NodeConfig {
     pub relay_token_ttl_secs: u64,
 }
 
-fn default_bind() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 4919))
+fn default_bind() -> BindAddrs {
+    SocketAddr::from(([0, 0, 0, 0], 4919)).into()
 }
 
 fn default_token_ttl() -> u64 {
@@ -257,8 +351,31 @@ impl SwarmConfig {
                 "fetch timeouts must be at least 1 second".into(),
             ));
         }
+        let bind = self.node.bind.addrs();
+        if bind.is_empty()
+            || bind.iter().filter(|a| a.is_ipv4()).count() > 1
+            || bind.iter().filter(|a| a.is_ipv6()).count() > 1
+        {
+            return Err(InvalidConfig(
+                "node.bind must be one address, or a list of at most one IPv4 and one IPv6 address"
+                    .into(),
+            ));
+        }
+        for (i, dir) in self.import.dirs.iter().enumerate() {
+            if !dir.is_absolute() {
+                return Err(InvalidConfig(format!(
+                    "import.dirs[{i}] must be an absolute path"
+                )));
+            }
+        }
         let pay = &self.payment;
         pay.trusted()?;
+        for (i, mint) in pay.accepted_mints.iter().enumerate() {
+            // Peers are told these: no file://, user info or junk. Plain
+            // http is the buyer's wallet's call.
+            atoll_core::mint_url::canonical_mint_url(mint, true)
+                .map_err(|e| InvalidConfig(format!("payment.accepted_mints[{i}]: {e}")))?;
+        }
         if pay.enabled {
             if pay.price_sat_per_mb == 0 {
                 return Err(InvalidConfig(
@@ -307,7 +424,12 @@ mod tests {
     #[test]
     fn defaults_and_full_file() {
         let c = parse("").unwrap();
-        assert_eq!(c.node.bind.port(), 4919);
+        assert_eq!(c.node.bind.addrs(), ["0.0.0.0:4919".parse().unwrap()]);
+        assert!(c.import.dirs.is_empty());
+        let c = parse("[node]\nbind = [\"127.0.0.1:0\", \"[::1]:0\"]\n").unwrap();
+        assert_eq!(c.node.bind.addrs().len(), 2);
+        let c = parse("[import]\ndirs = [\"/srv/inbox\"]\nmax_bytes = 1000\n").unwrap();
+        assert_eq!(c.import.max_bytes, 1000);
         assert_eq!(c.storage.quota_bytes, 0);
         let c = parse(
             r#"
@@ -340,6 +462,13 @@ quota_bytes = 1000000
     fn bad_values_are_refused() {
         for bad in [
             "[node]\nbind = \"nope\"\n",
+            "[node]\nbind = []\n",
+            "[node]\nbind = [\"127.0.0.1:0\", \"0.0.0.0:0\"]\n",
+            "[node]\nbind = [\"[::1]:0\", \"[::]:0\"]\n",
+            "[import]\ndirs = [\"relative/dir\"]\n",
+            "[import]\ndir = [\"/srv\"]\n",
+            "[payment]\naccepted_mints = [\"file:///etc/passwd\"]\n",
+            "[payment]\naccepted_mints = [\"https://u:p@m.example\"]\n",
             "[node]\nrelays = [\"not a url\"]\n",
             "[nostr]\nrelays = [\"http://x\"]\n",
             "[nostr]\nadvert_ttl_secs = 5\n",

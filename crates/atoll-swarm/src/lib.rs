@@ -2,8 +2,10 @@
 
 pub mod advert;
 pub mod api;
+pub mod collection;
 pub mod config;
 pub mod fetch;
+pub mod import;
 pub mod node;
 pub mod pay;
 pub mod store;

@@ -72,6 +72,7 @@ pub struct NodeState {
     pub(crate) config: SwarmConfig,
     pub(crate) adverts_on: bool,
     pub(crate) gate: Option<crate::pay::Gate>,
+    pub(crate) import: crate::import::ImportPolicy,
     advert_tx: mpsc::UnboundedSender<AdvertCmd>,
     started: Instant,
 }
@@ -117,6 +118,11 @@ impl NodeState {
     /// The fetcher.
     pub fn fetcher(&self) -> &Fetcher {
         &self.fetcher
+    }
+
+    /// Which files `POST /blobs/import` may read.
+    pub fn import_policy(&self) -> &crate::import::ImportPolicy {
+        &self.import
     }
 
     /// The payment gate, when the node charges for paid blobs.
@@ -216,7 +222,13 @@ impl NodeBuilder {
             Some(d) => state.join(d),
             None => state.join("keys"),
         };
-        let keys = KeyDir::new(key_dir).load_or_init()?;
+        let keys = KeyDir::new(&key_dir).load_or_init()?;
+        let import = crate::import::ImportPolicy::new(
+            config.import.dirs.clone(),
+            &state,
+            &key_dir,
+            config.import.max_bytes,
+        );
         let blobs = Blobs::open(
             &state,
             config.storage.quota_bytes,
@@ -271,10 +283,17 @@ impl NodeBuilder {
         if gate.is_some() {
             alpns.push(crate::pay::PAY_ALPN.to_vec());
         }
-        let endpoint = endpoint_builder(keys.node.to_iroh(), relay_map)
+        // Exactly the configured sockets: iroh's builder otherwise keeps
+        // its default `[::]` (or `0.0.0.0`) socket for the other family.
+        let mut builder = endpoint_builder(keys.node.to_iroh(), relay_map)
             .alpns(alpns)
-            .bind_addr(config.node.bind)
-            .map_err(|e| StartError::Endpoint(e.to_string()))?
+            .clear_ip_transports();
+        for addr in config.node.bind.addrs() {
+            builder = builder
+                .bind_addr(*addr)
+                .map_err(|e| StartError::Endpoint(format!("node.bind {addr}: {e}")))?;
+        }
+        let endpoint = builder
             .bind()
             .await
             .map_err(|e| StartError::Endpoint(e.to_string()))?;
@@ -331,6 +350,7 @@ impl NodeBuilder {
             keys,
             adverts_on: adverts.is_some(),
             gate,
+            import,
             config,
             advert_tx,
             started: Instant::now(),

@@ -308,7 +308,11 @@ impl Gate {
                 let peer = self.peer_of(conn_id);
                 let verdict = match self.charged(peer.as_ref(), &hash) {
                     // Not held (the protocol answers that itself) or free.
-                    None | Some(false) => Ok(()),
+                    None | Some(false) if is_blob => Ok(()),
+                    // A free hash sequence (a collection from `atoll blob
+                    // ticket`) is served with its children only if none
+                    // of them is paid.
+                    None | Some(false) => self.children_verdict(peer.as_ref(), hash).await,
                     // A hash sequence could smuggle paid children: only
                     // plain blob requests are metered.
                     Some(true) if !is_blob => Err(AbortReason::Permission),
@@ -353,6 +357,42 @@ impl Gate {
             }
             _ => {}
         }
+    }
+
+    /// Whether a request for the children of `root` may be served to
+    /// `peer`: yes for a trusted peer, for a root not held (the protocol
+    /// answers that itself) and for a small, complete hash sequence none
+    /// of whose children is paid; no otherwise.
+    async fn children_verdict(
+        &self,
+        peer: Option<&EndpointId>,
+        root: Hash,
+    ) -> Result<(), AbortReason> {
+        /// Largest hash sequence whose children are checked (4,097 links).
+        const MAX_CHECKED: u64 = 4097 * 32;
+        if peer.is_some_and(|p| self.inner.settings.trusted_peers.contains(p)) {
+            return Ok(());
+        }
+        let blobs = self.inner.blobs.store().blobs();
+        let size = match blobs.status(root).await {
+            Ok(iroh_blobs::api::blobs::BlobStatus::NotFound) => return Ok(()),
+            Ok(iroh_blobs::api::blobs::BlobStatus::Complete { size }) => size,
+            _ => return Err(AbortReason::Permission),
+        };
+        if size > MAX_CHECKED || size % 32 != 0 {
+            return Err(AbortReason::Permission);
+        }
+        let seq = blobs
+            .get_bytes(root)
+            .await
+            .ok()
+            .and_then(|b| iroh_blobs::hashseq::HashSeq::try_from(b).ok())
+            .ok_or(AbortReason::Permission)?;
+        if seq.iter().any(|h| self.charged(peer, &h) == Some(true)) {
+            tracing::info!(?peer, %root, "refused: a hash sequence with paid children");
+            return Err(AbortReason::Permission);
+        }
+        Ok(())
     }
 
     fn peer_of(&self, connection_id: u64) -> Option<EndpointId> {

@@ -53,6 +53,12 @@ pub enum StoreError {
     /// The blob is not held.
     #[error("{0} is not held here")]
     NotFound(ContentId),
+    /// A file being imported grew past the limit while it was read.
+    #[error("the file grew past import.max_bytes ({max} bytes) while it was read")]
+    TooLarge {
+        /// The limit.
+        max: u64,
+    },
 }
 
 fn blobs_err(e: impl std::fmt::Display) -> StoreError {
@@ -322,12 +328,23 @@ impl Blobs {
     /// Records a complete blob as held (seeding, unpinned), keeping the
     /// flags of an existing row.
     pub fn record(&self, id: &ContentId, size: u64) -> Result<BlobInfo, StoreError> {
+        self.record_with(id, size, true)
+    }
+
+    /// Records a complete blob as held, seeding it or not if it is new; an
+    /// existing row keeps its flags.
+    pub fn record_with(
+        &self,
+        id: &ContentId,
+        size: u64,
+        seeding: bool,
+    ) -> Result<BlobInfo, StoreError> {
         let now = now_secs() as i64;
         let meta = self.meta()?;
         meta.execute(
-            "INSERT INTO blobs (hash, size, added_at, last_access) VALUES (?1, ?2, ?3, ?3)
+            "INSERT INTO blobs (hash, size, seeding, added_at, last_access) VALUES (?1, ?2, ?4, ?3, ?3)
              ON CONFLICT(hash) DO UPDATE SET last_access = ?3",
-            params![id.to_hex(), size as i64, now],
+            params![id.to_hex(), size as i64, now, seeding],
         )?;
         drop(meta);
         self.get(id)?.ok_or(StoreError::NotFound(*id))
@@ -366,25 +383,61 @@ impl Blobs {
             .temp_tag()
             .await
             .map_err(blobs_err)?;
-        self.hold(&tt).await
+        self.hold(&tt, true).await
+    }
+
+    /// Adds a file opened and checked by [`crate::import::ImportPolicy`],
+    /// reading at most `max_bytes` (a file that grew past it since it was
+    /// checked is refused, not cut short).
+    pub async fn add_opened(
+        &self,
+        opened: crate::import::OpenedFile,
+        max_bytes: u64,
+        seeding: bool,
+    ) -> Result<BlobInfo, StoreError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::AsyncReadExt;
+        let file = tokio::fs::File::from_std(opened.file).take(max_bytes.saturating_add(1));
+        let over = Arc::new(AtomicBool::new(false));
+        let flag = over.clone();
+        let mut read = 0u64;
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+                let chunk = chunk?;
+                read += chunk.len() as u64;
+                if read > max_bytes {
+                    flag.store(true, Ordering::Relaxed);
+                    return Err(std::io::Error::other("over import.max_bytes"));
+                }
+                Ok(chunk)
+            });
+        match self.add_stream(stream, seeding).await {
+            Err(_) if over.load(Ordering::Relaxed) => Err(StoreError::TooLarge { max: max_bytes }),
+            other => other,
+        }
     }
 
     /// Tags and records a blob the store just imported (while its temp
     /// tag still protects it).
-    async fn hold(&self, tt: &iroh_blobs::api::TempTag) -> Result<BlobInfo, StoreError> {
+    async fn hold(
+        &self,
+        tt: &iroh_blobs::api::TempTag,
+        seeding: bool,
+    ) -> Result<BlobInfo, StoreError> {
         let id = id_of(&tt.hash());
         self.protect(&id).await?;
         let size = self
             .complete_size(&id)
             .await?
             .ok_or(StoreError::NotFound(id))?;
-        self.record(&id, size)
+        self.record_with(&id, size, seeding)
     }
 
-    /// Adds a byte stream (an upload).
+    /// Adds a byte stream (an upload), seeding it or not if it is new.
     pub async fn add_stream(
         &self,
         stream: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Sync + 'static,
+        seeding: bool,
     ) -> Result<BlobInfo, StoreError> {
         let tt = self
             .fs
@@ -394,7 +447,7 @@ impl Blobs {
             .temp_tag()
             .await
             .map_err(blobs_err)?;
-        self.hold(&tt).await
+        self.hold(&tt, seeding).await
     }
 
     /// One held blob.
@@ -548,6 +601,12 @@ impl Blobs {
             .fs
             .tags()
             .delete(tag_name(id))
+            .await
+            .map_err(blobs_err)?;
+        // Collections made of it (`atoll blob ticket`) go with it.
+        self.fs
+            .tags()
+            .delete_prefix(crate::collection::tag_prefix(id))
             .await
             .map_err(blobs_err)?;
         Ok(rows > 0 || tags > 0)

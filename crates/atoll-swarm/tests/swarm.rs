@@ -200,7 +200,7 @@ async fn stock_iroh_blobs_client_downloads_with_a_ticket() {
     let _ = a.addr().await;
     let t: TicketAnswer = a
         .client()
-        .get(&format!("/blobs/{}/ticket", info.id.to_hex()))
+        .get(&format!("/blobs/{}/ticket?format=raw", info.id.to_hex()))
         .await
         .unwrap();
     let ticket: BlobTicket = t.ticket.parse().unwrap();

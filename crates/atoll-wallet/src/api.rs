@@ -133,7 +133,9 @@ fn mint_error(e: MintError) -> ApiError {
 
 fn wallet_error(e: WalletError) -> ApiError {
     match e {
-        WalletError::BadMintUrl { .. } => ApiError::bad_request(e.to_string()),
+        WalletError::BadMintUrl { .. } | WalletError::MintUrl(_) => {
+            ApiError::bad_request(e.to_string())
+        }
         WalletError::Untrusted { .. } | WalletError::OverBudget { .. } => {
             ApiError::new(StatusCode::CONFLICT, e.to_string())
         }
@@ -160,7 +162,9 @@ fn receive_error(e: ReceiveError) -> ApiError {
         | ReceiveError::WrongUnit { .. }
         | ReceiveError::TooSmall { .. }
         | ReceiveError::BadMintUrl => ApiError::bad_request(e.to_string()),
-        ReceiveError::UntrustedMint { .. } => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
+        ReceiveError::UntrustedMint { .. } | ReceiveError::UnexpectedMint { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, e.to_string())
+        }
         ReceiveError::AlreadySpent => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         ReceiveError::Mint(e) => mint_error(e),
         other => ApiError::internal(other),

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::wallet::{Budget, MintPacing, normalize_mint_url};
+use atoll_core::mint_url::canonical_mint_url;
+
+use crate::wallet::{Budget, MintPacing};
 
 /// Environment override prefix of `atoll-walletd`.
 pub const ENV_PREFIX: &str = "ATOLL_WALLETD_";
@@ -37,6 +39,11 @@ pub struct WalletSection {
     /// the state directory and edited through the API). Default: none.
     #[serde(default)]
     pub trusted_mints: Vec<String>,
+    /// Allow trusting mints over plain `http://` on hosts other than this
+    /// machine (a mint on the LAN without TLS). Default false: `https://`,
+    /// or `http://` on 127.0.0.1, ::1 or localhost only.
+    #[serde(default)]
+    pub allow_insecure_mints: bool,
     /// How fast each mint may be called (`[wallet.mint_pacing]`).
     #[serde(default)]
     pub mint_pacing: MintPacing,
@@ -45,12 +52,12 @@ pub struct WalletSection {
 pub use atoll_core::config::{ApiConfig, InvalidConfig};
 
 impl WalletConfig {
-    /// Checks values serde cannot: mint URLs and budget order.
+    /// Checks values serde cannot: mint URLs (see
+    /// [`atoll_core::mint_url::canonical_mint_url`]) and budget order.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        for mint in &self.wallet.trusted_mints {
-            normalize_mint_url(mint).map_err(|_| {
-                InvalidConfig(format!("wallet.trusted_mints: `{mint}` is not a URL"))
-            })?;
+        for (i, mint) in self.wallet.trusted_mints.iter().enumerate() {
+            canonical_mint_url(mint, self.wallet.allow_insecure_mints)
+                .map_err(|e| InvalidConfig(format!("wallet.trusted_mints[{i}]: {e}")))?;
         }
         if self.budget.per_payment_sat > self.budget.per_day_sat {
             return Err(InvalidConfig(
@@ -108,6 +115,47 @@ mod tests {
             }
         );
         assert!(load("[wallet.mint_pacing]\nrate = 1\n", &[]).is_err());
+    }
+
+    #[test]
+    fn hostile_mint_urls_are_refused_in_the_config() {
+        let long_host = format!("https://{}.example", "a".repeat(5000));
+        for bad in [
+            "file:///etc/passwd",
+            "https://u:p@m.example",
+            "https://user@m.example",
+            long_host.as_str(),
+            "http://mint.example.org",
+            "javascript:alert(1)",
+            "https://m.example/?q=1",
+            "https://m.example/#frag",
+            "https://m\u{0435}.example",
+            "https://m.example\u{202e}gpj",
+            "https://m.example\u{200b}",
+            "ftp://m.example",
+            "https:///nohost",
+            "",
+        ] {
+            let config = load(
+                &format!(
+                    "[wallet]\ntrusted_mints = [{}]\n",
+                    serde_json::to_string(bad).unwrap()
+                ),
+                &[],
+            )
+            .unwrap();
+            assert!(config.validate().is_err(), "{bad:?} was accepted");
+        }
+        for good in [
+            "https://mint.example.org",
+            "https://mint.example.org:3338/cashu/",
+            "http://127.0.0.1:3338",
+            "http://[::1]:3338",
+            "http://localhost:3338",
+        ] {
+            let config = load(&format!("[wallet]\ntrusted_mints = [\"{good}\"]\n"), &[]).unwrap();
+            assert!(config.validate().is_ok(), "{good:?} was refused");
+        }
     }
 
     #[test]

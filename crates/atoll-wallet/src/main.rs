@@ -81,6 +81,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut builder = Wallet::builder(&state_dir)
         .budget(config.budget)
+        .allow_insecure_mints(config.wallet.allow_insecure_mints)
         .trust(config.wallet.trusted_mints.iter().cloned())
         .mint_pacing(config.wallet.mint_pacing);
     if let Some(seed) = &config.wallet.seed_file {

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use atoll_core::mint_url::canonical_mint_url;
 use cdk::Amount;
 use cdk::amount::SplitTarget;
 use cdk::cdk_database::WalletDatabase;
@@ -165,14 +166,18 @@ pub enum WalletError {
         #[source]
         source: cdk::cdk_database::Error,
     },
-    /// Not a valid mint URL.
-    #[error("not a valid mint URL `{url}`")]
+    /// Not a valid mint URL (the message does not repeat it).
+    #[error("not a valid mint URL")]
     BadMintUrl {
         /// What was given.
         url: String,
     },
+    /// A mint URL refused for the trust list (https only, no user info,
+    /// bounded; see [`atoll_core::mint_url`]).
+    #[error(transparent)]
+    MintUrl(#[from] atoll_core::mint_url::MintUrlError),
     /// The mint is not on the trust list.
-    #[error("mint {mint} is not trusted")]
+    #[error("mint {mint} is not trusted (to trust it: atoll wallet mints trust {mint})")]
     Untrusted {
         /// The mint URL.
         mint: String,
@@ -200,8 +205,11 @@ pub enum WalletError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReceiveError {
-    /// The text is not a Cashu token (malformed or truncated).
-    #[error("not a valid Cashu token: {source}")]
+    /// The text is not a Cashu token (malformed or truncated). The
+    /// parser's words are kept as the source, for the log.
+    #[error(
+        "not a valid Cashu token: it is truncated or garbled (copy the whole text, from cashuA or cashuB to the end)"
+    )]
     Malformed {
         /// The parser's complaint.
         #[source]
@@ -213,10 +221,18 @@ pub enum ReceiveError {
         /// The token's unit.
         unit: String,
     },
-    /// The token's mint is not on the trust list (or not among the expected
-    /// mints).
-    #[error("token mint {mint} is not accepted here")]
+    /// The token's mint is not on the trust list.
+    #[error(
+        "token mint {mint} is not trusted here (to accept its tokens: atoll wallet mints trust {mint})"
+    )]
     UntrustedMint {
+        /// The token's mint.
+        mint: String,
+    },
+    /// The token's mint is trusted but not among the mints this payment
+    /// accepts.
+    #[error("token mint {mint} is not one of the mints accepted for this payment")]
+    UnexpectedMint {
         /// The token's mint.
         mint: String,
     },
@@ -359,6 +375,7 @@ pub struct WalletBuilder {
     resume: bool,
     pause_at: Option<CrashPoint>,
     pacing: MintPacing,
+    allow_insecure_mints: bool,
 }
 
 impl WalletBuilder {
@@ -377,6 +394,13 @@ impl WalletBuilder {
     /// Mints added to the persisted trust list on open.
     pub fn trust(mut self, mints: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.trusted.extend(mints.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether mints may be trusted over plain http on hosts other than
+    /// this machine. Default false: https, or http on loopback only.
+    pub fn allow_insecure_mints(mut self, allow: bool) -> Self {
+        self.allow_insecure_mints = allow;
         self
     }
 
@@ -421,7 +445,7 @@ impl WalletBuilder {
             .map_err(|source| WalletError::CdkDatabase { source })?;
         let store = Store::open(&self.state_dir.join(STORE_FILE))?;
         for mint in &self.trusted {
-            store.trust(&normalize_mint_url(mint)?)?;
+            store.trust(&canonical_mint_url(mint, self.allow_insecure_mints)?)?;
         }
         let wallet = Wallet {
             inner: Arc::new(Inner {
@@ -434,6 +458,7 @@ impl WalletBuilder {
                 crash_point: Mutex::new(None),
                 pause_point: self.pause_at,
                 pacing: self.pacing,
+                allow_insecure_mints: self.allow_insecure_mints,
             }),
         };
         if self.resume {
@@ -457,6 +482,7 @@ pub(crate) struct Inner {
     pub(crate) crash_point: Mutex<Option<CrashPoint>>,
     pub(crate) pause_point: Option<CrashPoint>,
     pacing: MintPacing,
+    allow_insecure_mints: bool,
 }
 
 /// The Atoll wallet: ecash at several mints, a trust list, budgets and a
@@ -495,6 +521,7 @@ impl Wallet {
             resume: true,
             pause_at: None,
             pacing: MintPacing::default(),
+            allow_insecure_mints: false,
         }
     }
 
@@ -587,9 +614,12 @@ impl Wallet {
         Ok(self.inner.store.is_trusted(&normalize_mint_url(mint)?)?)
     }
 
-    /// Adds a mint to the trust list; returns its canonical URL.
+    /// Adds a mint to the trust list; returns its canonical URL. The URL
+    /// must pass [`canonical_mint_url`] (https, or http on loopback unless
+    /// insecure mints are allowed; no user info, query or fragment; at
+    /// most 512 bytes of printable ASCII).
     pub fn trust_mint(&self, mint: &str) -> Result<String, WalletError> {
-        let mint = normalize_mint_url(mint)?;
+        let mint = canonical_mint_url(mint, self.inner.allow_insecure_mints)?;
         self.inner.store.trust(&mint)?;
         tracing::info!(%mint, "mint trusted");
         Ok(mint)
@@ -662,7 +692,11 @@ impl Wallet {
                 && (expected_mints.is_empty() || expected.contains(&mint))
         };
         if !known {
-            return Err(ReceiveError::UntrustedMint { mint });
+            return Err(if reclaim || !self.inner.store.is_trusted(&mint)? {
+                ReceiveError::UntrustedMint { mint }
+            } else {
+                ReceiveError::UnexpectedMint { mint }
+            });
         }
         let value = u64::from(
             parsed

@@ -266,6 +266,12 @@ async fn bad_tokens_are_refused() {
     let truncated = &token[..token.len() / 2];
     let err = wallet.receive(truncated, 0, &[]).await.unwrap_err();
     assert!(matches!(err, ReceiveError::Malformed { .. }), "{err:?}");
+    // A sentence for a person, not the parser's debug output.
+    let text = err.to_string();
+    for debug in ["Io(", "UnexpectedEof", "Error {", "kind:"] {
+        assert!(!text.contains(debug), "{text}");
+    }
+    assert!(text.contains("truncated"), "{text}");
 
     // Foreign unit: real proofs, labelled usd.
     let proofs = sender.get_unspent_proofs().await.unwrap();
@@ -301,13 +307,17 @@ async fn bad_tokens_are_refused() {
         .await
         .unwrap()
         .to_string();
-    assert!(matches!(
-        wallet.receive(&token_c, 0, &[]).await,
-        Err(ReceiveError::UntrustedMint { .. })
-    ));
+    let err = wallet.receive(&token_c, 0, &[]).await.unwrap_err();
+    assert!(matches!(err, ReceiveError::UntrustedMint { .. }), "{err:?}");
+    // It says how to trust the mint.
+    assert!(
+        err.to_string()
+            .contains(&format!("atoll wallet mints trust {}", mint_c.url())),
+        "{err}"
+    );
     assert!(matches!(
         wallet.receive(&token, 0, &[mint_c.url().to_owned()]).await,
-        Err(ReceiveError::UntrustedMint { .. })
+        Err(ReceiveError::UnexpectedMint { .. })
     ));
     assert_eq!(wallet.balance().await.unwrap().total_sat, 0);
 
